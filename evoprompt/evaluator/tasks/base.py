@@ -1,0 +1,58 @@
+"""What a task is: the recipe the harness follows, the data it gets, and how the server scores it."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training recipe shared by every candidate of a task; a request may only lower `steps`."""
+
+    default_steps: int
+    max_steps: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    num_checkpoints: int
+
+    def checkpoints(self, steps: int) -> list[int]:
+        """Evenly spaced checkpoint steps ending at `steps` (fewer when steps is small)."""
+        count = max(1, min(self.num_checkpoints, steps))
+        return sorted({max(1, round(steps * (i + 1) / count)) for i in range(count)})
+
+
+@dataclass(frozen=True)
+class Task(abc.ABC):
+    name: str
+    description: str
+    frameworks: tuple[str, ...]
+    recipe: Recipe
+    harness_options: dict[str, Any] = field(default_factory=dict)
+
+    @abc.abstractmethod
+    def write_inputs(self, input_dir: Path) -> None:
+        """Write the sandbox's data file: training split and unlabelled validation/test inputs."""
+
+    @abc.abstractmethod
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Validation and test labels; they stay on the server."""
+
+    def spec(self, framework: str, steps: int, seed: int) -> dict[str, Any]:
+        """The harness's spec.json for one job."""
+        return {
+            "task": self.name,
+            "framework": framework,
+            "steps": steps,
+            "seed": seed,
+            "lr": self.recipe.lr,
+            "weight_decay": self.recipe.weight_decay,
+            "batch_size": self.recipe.batch_size,
+            "checkpoints": self.recipe.checkpoints(steps),
+            **self.harness_options,
+        }

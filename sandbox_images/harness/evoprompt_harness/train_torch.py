@@ -1,0 +1,92 @@
+"""The task's recipe for a `torch.nn.Module` candidate: AdamW, fixed steps, checkpointed predictions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .candidate import get_attribute
+from .common import batch_indices, check_logits_shape, check_loss, write_predictions, write_weights
+from .errors import CandidateError
+
+
+def _setup_device(spec: dict[str, Any]) -> torch.device:
+    torch.set_num_threads(max(1, int(spec.get("threads", 1))))
+    if torch.cuda.is_available():
+        fraction = spec.get("gpu_memory_fraction")
+        if fraction:
+            torch.cuda.set_per_process_memory_fraction(float(fraction), 0)
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def _build_model(module: Any, device: torch.device) -> torch.nn.Module:
+    model_cls = get_attribute(module, "Model", "class")
+    if not (isinstance(model_cls, type) and issubclass(model_cls, torch.nn.Module)):
+        raise CandidateError("COMPILE_ERROR", "`Model` must be a subclass of torch.nn.Module")
+    try:
+        model = model_cls()
+    except TypeError as exc:
+        raise CandidateError("COMPILE_ERROR", f"`Model()` must be constructible with no arguments: {exc}") from None
+    return model.to(device)
+
+
+@torch.no_grad()
+def _predict(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    model.eval()
+    logits = model(x)
+    model.train()
+    return logits.argmax(dim=-1).cpu().numpy()
+
+
+def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    device = _setup_device(spec)
+    torch.manual_seed(int(spec["seed"]))
+    model = _build_model(module, device)
+    x_train = torch.as_tensor(data["x_train"], dtype=torch.float32, device=device)
+    y_train = torch.as_tensor(data["y_train"], dtype=torch.long, device=device)
+    x_val = torch.as_tensor(data["x_val"], dtype=torch.float32, device=device)
+    x_test = torch.as_tensor(data["x_test"], dtype=torch.float32, device=device)
+
+    out = model(x_train[:2])
+    if not isinstance(out, torch.Tensor):
+        raise CandidateError("INVALID_OUTPUT", f"Model()(x) must return a torch.Tensor, got {type(out).__name__}")
+    check_logits_shape(tuple(out.shape), 2, "Model()(x)")
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise CandidateError("INVALID_OUTPUT", "the model has no trainable parameters")
+    optimizer = torch.optim.AdamW(trainable, lr=float(spec["lr"]), weight_decay=float(spec["weight_decay"]))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    checkpoints = set(spec["checkpoints"])
+    ck_steps: list[int] = []
+    val_preds: list[np.ndarray] = []
+    test_preds: list[np.ndarray] = []
+
+    model.train()
+    started = time.monotonic()
+    for step, idx in enumerate(batch_indices(len(x_train), int(spec["batch_size"]), int(spec["steps"]), int(spec["seed"])), 1):
+        index = torch.as_tensor(idx, device=device)
+        loss = loss_fn(model(x_train[index]), y_train[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % 100 == 0 or step in checkpoints:
+            check_loss(float(loss), step)
+        if step in checkpoints:
+            ck_steps.append(step)
+            val_preds.append(_predict(model, x_val))
+            test_preds.append(_predict(model, x_test))
+    train_seconds = time.monotonic() - started
+
+    write_predictions(output_dir, ck_steps, val_preds, test_preds)
+    trainable_ids = {id(p) for p in trainable}
+    params = {n: p.detach().cpu().numpy() for n, p in model.named_parameters() if id(p) in trainable_ids}
+    state = {n: p.detach().cpu().numpy() for n, p in model.named_parameters() if id(p) not in trainable_ids}
+    state.update({n: b.detach().cpu().numpy() for n, b in model.named_buffers()})
+    write_weights(output_dir, params, state)
+    return {"train_seconds": train_seconds, "steps": int(spec["steps"]), "device": str(device)}

@@ -1,0 +1,56 @@
+# Every target does its own set-up: a fresh Debian machine needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup proto proto-check images serve demo test test-unit lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[all]"
+	touch $(STAMP)
+
+## setup: virtualenv in .venv with everything, and the sandbox images when a Docker engine answers
+setup: $(STAMP)
+	@if docker info >/dev/null 2>&1; then $(BIN)/evoprompt images build; \
+	else echo "no Docker engine answers: skipping sandbox images (the process back-end will be used)"; fi
+
+## proto: regenerate the Python code and stubs in evoprompt/sdk/proto from proto/
+proto: $(STAMP)
+	$(BIN)/python tools/gen_proto.py
+
+## proto-check: fail if the committed generated code differs from what proto/ generates
+proto-check: $(STAMP)
+	$(BIN)/python tools/gen_proto.py --check
+
+## images: build the sandbox images (offline: debootstrap base + local wheelhouse)
+images: $(STAMP)
+	$(BIN)/evoprompt images build
+
+## serve: run an evaluator on 127.0.0.1:50051
+serve: setup
+	$(BIN)/evoprompt serve
+
+## demo: evaluate the shipped seed programs through an embedded evaluator
+demo: setup
+	$(BIN)/python -m evoprompt.demo
+
+## test: unit and integration tests (Docker tests skip without an engine unless EVOPROMPT_REQUIRE_DOCKER=1)
+test: setup proto-check lint
+	$(BIN)/pytest -q -ra
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q -m "not integration"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python bench/mnist1d_baselines.py
+	$(BIN)/python bench/overhead.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -1,0 +1,138 @@
+"""Read back what a sandbox wrote, trusting nothing: regular files only, bounded sizes and shapes.
+
+Every problem raises `BadOutput` with a message for the candidate's author; the caller turns it
+into INVALID_OUTPUT (or OUTPUT_LIMIT for sizes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_RESULT_JSON_BYTES = 64 * 1024
+MAX_NPZ_MEMBERS = 100_000
+
+
+class BadOutput(Exception):
+    def __init__(self, message: str, *, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+@dataclass(frozen=True)
+class Predictions:
+    steps: np.ndarray  # (C,)
+    val: np.ndarray  # (C, n_val)
+    test: np.ndarray  # (C, n_test)
+
+
+@dataclass(frozen=True)
+class WeightCounts:
+    num_params: int
+    num_state: int
+
+
+def directory_bytes(path: Path) -> int:
+    """Bytes under `path` without following links (used while the sandbox runs, to enforce the cap)."""
+    total = 0
+    for root, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs + files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+def _open_regular(path: Path, limit: int) -> bytes:
+    """Read a file that must be a plain, unlinked regular file of at most `limit` bytes."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise BadOutput(f"the sandbox wrote no {path.name}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BadOutput(f"{path.name} is not a regular file (links and special files are refused)")
+    if st.st_nlink != 1:
+        raise BadOutput(f"{path.name} has {st.st_nlink} hard links; outputs must be plain files")
+    if st.st_size > limit:
+        raise BadOutput(f"{path.name} is {st.st_size:,} bytes, over the limit of {limit:,}", too_large=True)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BadOutput(f"{path.name} grew past the limit of {limit:,} bytes", too_large=True)
+    return data
+
+
+def read_result_record(output_dir: Path) -> dict[str, Any] | None:
+    """The harness's result.json, or None when absent or unreadable (it is advisory only)."""
+    try:
+        record = json.loads(_open_regular(output_dir / "result.json", MAX_RESULT_JSON_BYTES))
+    except (BadOutput, ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _load_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
+    """Load an .npz without pickles, refusing archives that would inflate past `limit` bytes."""
+    import io
+
+    data = _open_regular(path, limit)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = zf.infolist()
+            if len(members) > MAX_NPZ_MEMBERS:
+                raise BadOutput(f"{path.name} holds {len(members):,} arrays; at most {MAX_NPZ_MEMBERS:,} allowed")
+            inflated = sum(m.file_size for m in members)
+            if inflated > limit:
+                raise BadOutput(f"{path.name} inflates to {inflated:,} bytes, over {limit:,}", too_large=True)
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except BadOutput:
+        raise
+    except Exception as exc:  # zipfile/numpy raise many types for a malformed file
+        raise BadOutput(f"{path.name} is not a valid .npz file: {exc}") from None
+
+
+def read_predictions(output_dir: Path, limit: int, expected_steps: list[int], n_val: int, n_test: int) -> Predictions:
+    arrays = _load_npz(output_dir / "predictions.npz", limit)
+    missing = {"steps", "val", "test"} - arrays.keys()
+    if missing:
+        raise BadOutput(f"predictions.npz lacks {', '.join(sorted(missing))}")
+    steps, val, test = arrays["steps"], arrays["val"], arrays["test"]
+    count = len(expected_steps)
+    for name, arr, n in (("val", val, n_val), ("test", test, n_test)):
+        if arr.ndim != 2 or arr.shape[1] != n or arr.shape[0] < 1 or arr.shape[0] > count:
+            raise BadOutput(f"predictions {name} has shape {arr.shape}; expected (checkpoints<={count}, {n})")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise BadOutput(f"predictions {name} has dtype {arr.dtype}; expected integer classes")
+    if steps.shape != (val.shape[0],) or test.shape[0] != val.shape[0] or not np.issubdtype(steps.dtype, np.integer):
+        raise BadOutput("predictions steps do not match the number of checkpoints")
+    if not set(steps.tolist()) <= set(expected_steps):
+        raise BadOutput(f"predictions name steps {steps.tolist()} that are not checkpoints of this job")
+    return Predictions(steps=steps, val=val, test=test)
+
+
+def count_weights(output_dir: Path, limit: int) -> WeightCounts:
+    """Count trainable parameters and other state from the tensors in weights.npz."""
+    arrays = _load_npz(output_dir / "weights.npz", limit)
+    params = state = 0
+    for name, arr in arrays.items():
+        if arr.dtype.kind not in "biuf":
+            raise BadOutput(f"weights.npz entry {name!r} has dtype {arr.dtype}; expected numbers")
+        if name.startswith("params/"):
+            params += int(arr.size)
+        elif name.startswith("state/"):
+            state += int(arr.size)
+        else:
+            raise BadOutput(f"weights.npz entry {name!r} is neither params/... nor state/...")
+    if params == 0:
+        raise BadOutput("weights.npz holds no trainable parameters")
+    return WeightCounts(num_params=params, num_state=state)

@@ -1,0 +1,227 @@
+"""The `docker` back-end: one fresh, locked-down container per evaluation (DESIGN section 4).
+
+No network, read-only root, nobody user, no capabilities, no-new-privileges, pids/memory/CPU
+limits, tini as PID 1, size-capped tmpfs scratch, code and data mounted read-only, output folder
+size-watched from the host, wall-clock limit enforced from the host, logs capped by Docker's
+json-file rotation. Containers carry labels so a restarted server reaps the ones it leaked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ..errors import SandboxUnavailable
+from ..images import FRAMEWORK_IMAGES, image_tag
+from ..outputs import directory_bytes
+from .base import Sandbox, SandboxJob, SandboxRun, gpu_env
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.25
+SANDBOX_USER = "65534:65534"  # nobody:nogroup
+LABEL_MANAGED = "evoprompt.managed"
+LABEL_OWNER = "evoprompt.owner"
+LABEL_JOB = "evoprompt.job"
+EXIT_OOM = 137
+
+
+def container_spec(job: SandboxJob, image: str, owner: str, runtime: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for `containers.create`: the whole security policy in one pure function."""
+    from docker.types import DeviceRequest, LogConfig, Ulimit
+
+    limits = job.limits
+    env = {
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "OMP_NUM_THREADS": str(max(1, int(limits.cpus))),
+        **gpu_env(job.gpu),
+    }
+    spec: dict[str, Any] = {
+        "image": image,
+        "command": ["python", "-m", "evoprompt_harness", "/job/input", "/job/output"],
+        "name": f"evoprompt-{job.job_id}",
+        "user": SANDBOX_USER,
+        "working_dir": "/tmp",
+        "environment": env,
+        "labels": {LABEL_MANAGED: "1", LABEL_OWNER: owner, LABEL_JOB: job.job_id},
+        "network_mode": "none",
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": limits.pids,
+        "mem_limit": limits.memory_bytes,
+        "memswap_limit": limits.memory_bytes,
+        "nano_cpus": int(limits.cpus * 1e9),
+        "init": True,
+        "ipc_mode": "private",
+        "tmpfs": {
+            "/tmp": f"rw,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777",
+            "/dev/shm": f"rw,nosuid,nodev,noexec,size={64 * 1024**2}",
+        },
+        "volumes": {
+            str(job.input_dir): {"bind": "/job/input", "mode": "ro"},
+            str(job.output_dir): {"bind": "/job/output", "mode": "rw"},
+        },
+        "ulimits": [
+            Ulimit(name="fsize", soft=limits.output_bytes, hard=limits.output_bytes),
+            Ulimit(name="core", soft=0, hard=0),
+            Ulimit(name="nofile", soft=1024, hard=1024),
+        ],
+        "log_config": LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+        "stdin_open": False,
+        "detach": True,
+    }
+    if job.gpu is not None:
+        spec["device_requests"] = [DeviceRequest(device_ids=[job.gpu.device_id], capabilities=[["gpu"]])]
+    if runtime:
+        spec["runtime"] = runtime
+    return spec
+
+
+class DockerSandbox(Sandbox):
+    name = "docker"
+
+    def __init__(self, owner: str, runtime: str | None = None, client: Any = None) -> None:
+        self.owner = owner
+        self.runtime = runtime
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = docker.from_env(timeout=60)
+                self._client.ping()
+            except Exception as exc:
+                self._client = None
+                raise SandboxUnavailable(
+                    f"no Docker engine answers ({exc}); start dockerd, or use --backend process "
+                    "(not a security boundary)"
+                ) from None
+        return self._client
+
+    def sandbox_id(self, framework: str) -> str:
+        return image_tag(FRAMEWORK_IMAGES[framework])
+
+    def check(self, frameworks: list[str]) -> None:
+        from ..images import image_present
+
+        client = self.client
+        missing = [self.sandbox_id(f) for f in frameworks if not image_present(client, self.sandbox_id(f))]
+        if missing:
+            raise SandboxUnavailable(
+                f"sandbox image(s) {', '.join(missing)} are not built; run `make images` "
+                "(or `evoprompt images build`)"
+            )
+
+    def prepare_output_dir(self, job: SandboxJob) -> None:
+        job.output_dir.mkdir(parents=True, exist_ok=True)
+        job.output_dir.chmod(0o777)  # the sandbox's nobody user writes here
+
+    def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
+        import docker.errors
+
+        result = SandboxRun()
+        started = time.monotonic()
+        container = None
+        try:
+            spec = container_spec(job, self.sandbox_id(job.framework), self.owner, self.runtime)
+            container = self.client.containers.create(**spec)
+            container.start()
+            started = time.monotonic()
+            self._watch(container, job, cancel, result)
+            container.reload()
+            state = container.attrs["State"]
+            result.oom_killed = bool(state.get("OOMKilled"))
+            if result.exit_code is None and not (result.timed_out or result.cancelled or result.output_exceeded):
+                result.exit_code = int(state.get("ExitCode", -1))
+            result.stderr_tail = _log_tail(container, job.limits.log_tail_bytes)
+        except SandboxUnavailable as exc:
+            result.infra_error = str(exc)
+        except docker.errors.DockerException as exc:
+            result.infra_error = f"the Docker engine failed: {exc}"
+            log.warning("docker failure in job %s: %s", job.job_id, exc)
+        finally:
+            result.wall_seconds = time.monotonic() - started
+            if container is not None:
+                _remove(container)
+        return result
+
+    def _watch(self, container: Any, job: SandboxJob, cancel: threading.Event, result: SandboxRun) -> None:
+        """Poll until the container exits; kill it at the timeout, on cancel or on output overflow."""
+        deadline = time.monotonic() + job.timeout
+        while True:
+            exit_code = _wait(container, POLL_SECONDS)
+            if exit_code is not None:
+                result.exit_code = exit_code
+                return
+            if cancel.is_set():
+                result.cancelled = True
+            elif time.monotonic() > deadline:
+                result.timed_out = True
+            elif directory_bytes(job.output_dir) > job.limits.output_bytes:
+                result.output_exceeded = True
+            if result.cancelled or result.timed_out or result.output_exceeded:
+                _kill(container)
+                _wait(container, 30)
+                return
+
+    def reap(self) -> int:
+        """Remove every container of this owner: leftovers of a server that died mid-evaluation."""
+        containers = self.client.containers.list(
+            all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_OWNER}={self.owner}"]}
+        )
+        for container in containers:
+            _remove(container)
+        return len(containers)
+
+
+def _wait(container: Any, seconds: float) -> int | None:
+    """The container's exit status, or None if it is still running after `seconds`."""
+    import requests
+
+    try:
+        return int(container.wait(timeout=seconds).get("StatusCode", -1))
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+        if isinstance(exc, requests.exceptions.ConnectionError) and "timed out" not in str(exc).lower():
+            raise
+        return None
+
+
+def _kill(container: Any) -> None:
+    import docker.errors
+
+    try:
+        container.kill()
+    except docker.errors.APIError:  # already gone or exited: nothing to kill
+        pass
+
+
+def _remove(container: Any) -> None:
+    import docker.errors
+
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        log.warning("could not remove container %s: %s", container.id[:12], exc)
+
+
+def _log_tail(container: Any, limit: int) -> str:
+    """Last bytes of stderr; Docker's log rotation already bounds what is kept on disk."""
+    import docker.errors
+
+    from .base import TailBuffer
+
+    tail = TailBuffer(limit)
+    try:
+        tail.write(container.logs(stdout=False, stderr=True, tail=200))
+    except docker.errors.APIError:
+        return ""
+    return tail.text()

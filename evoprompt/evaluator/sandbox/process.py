@@ -1,0 +1,125 @@
+"""The `process` back-end: a subprocess with resource limits. NOT A SECURITY BOUNDARY.
+
+For machines without Docker (a laptop, a CI job without an engine): the candidate runs as the
+server's user, can read what the server can read and reach the network. Use it only for code you
+would run yourself. It still enforces the wall-clock limit, memory (RLIMIT_AS), file size and the
+output cap, and kills the whole process group at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..outputs import directory_bytes
+from .base import Sandbox, SandboxJob, SandboxRun, TailBuffer, gpu_env
+
+POLL_SECONDS = 0.2
+
+
+def _harness_path() -> Path:
+    from ..images import sandbox_images_dir
+
+    return sandbox_images_dir() / "harness"
+
+
+class ProcessSandbox(Sandbox):
+    name = "process"
+
+    def sandbox_id(self, framework: str) -> str:
+        return f"process:{sys.version_info.major}.{sys.version_info.minor}"
+
+    def check(self, frameworks: list[str]) -> None:
+        import importlib.util
+
+        from ..errors import SandboxUnavailable
+
+        modules = {"torch": "torch", "flax": "flax"}
+        missing = [f for f in frameworks if importlib.util.find_spec(modules.get(f, f)) is None]
+        if missing:
+            raise SandboxUnavailable(
+                f"the process back-end runs candidates in this Python, which lacks {', '.join(missing)}; "
+                "install the extras (pip install 'evoprompt[torch,jax]') or use --backend docker"
+            )
+
+    def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
+        limits = job.limits
+        scratch = job.job_dir / "scratch"
+        scratch.mkdir(exist_ok=True)
+        env: dict[str, str] = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PYTHONPATH": str(_harness_path()),
+            "HOME": str(scratch),
+            "TMPDIR": str(scratch),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": str(max(1, int(limits.cpus))),
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+        }
+        env.update(gpu_env(job.gpu))
+        if job.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = job.gpu.device_id
+
+        def set_limits() -> None:  # runs in the child between fork and exec
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        stderr_path = job.job_dir / "stderr.log"
+        started = time.monotonic()
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "evoprompt_harness", str(job.input_dir), str(job.output_dir)],
+                cwd=scratch,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=set_limits,
+            )
+            result = SandboxRun()
+            try:
+                while True:
+                    try:
+                        result.exit_code = proc.wait(timeout=POLL_SECONDS)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                    if cancel.is_set():
+                        result.cancelled = True
+                    elif time.monotonic() - started > job.timeout:
+                        result.timed_out = True
+                    elif directory_bytes(job.output_dir) > limits.output_bytes:
+                        result.output_exceeded = True
+                    if result.cancelled or result.timed_out or result.output_exceeded:
+                        break
+            finally:
+                _kill_group(proc)
+        result.wall_seconds = time.monotonic() - started
+        tail = TailBuffer(limits.log_tail_bytes)
+        size = stderr_path.stat().st_size
+        with open(stderr_path, "rb") as f:
+            f.seek(max(0, size - limits.log_tail_bytes))
+            tail.total = max(0, size - limits.log_tail_bytes)
+            tail.write(f.read())
+        result.stderr_tail = tail.text()
+        if result.exit_code is not None and result.exit_code < 0:  # killed by a signal: shell convention
+            result.exit_code = 128 - result.exit_code
+        return result
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the harness and everything it started (same session), then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+

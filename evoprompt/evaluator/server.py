@@ -1,0 +1,114 @@
+"""Build and run the evaluator's gRPC server: servicer, health, reflection, one documented function.
+
+`EvaluatorServer` works the same embedded (port 0 on loopback, for `evoprompt evaluate` and the
+search client) and standalone (`evoprompt serve`): clients always talk to it through the SDK.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from evoprompt.sdk.proto import evaluator_pb2 as pb
+from evoprompt.sdk.proto import evaluator_pb2_grpc as pb_grpc
+
+from .sandbox import Sandbox, make_sandbox
+from .scheduler import Scheduler
+from .servicer import EvaluatorServicer
+from .settings import EvaluatorSettings
+from .store import ResultStore
+from .tasks import TASKS
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Evaluator"].full_name
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def create_grpc_server(max_workers: int) -> grpc.Server:
+    """Thread pool, message size and concurrency cap in one place; overflow gets RESOURCE_EXHAUSTED."""
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="evoprompt-rpc"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ],
+        maximum_concurrent_rpcs=max_workers,
+    )
+
+
+class EvaluatorServer:
+    def __init__(self, settings: EvaluatorSettings, sandbox: Sandbox | None = None) -> None:
+        self.settings = settings
+        self.sandbox = sandbox or make_sandbox(
+            settings.backend, owner_key=str(settings.store_path.resolve()), runtime=settings.runtime
+        )
+        self.port: int | None = None
+        self._server: grpc.Server | None = None
+        self._scheduler: Scheduler | None = None
+        self._store: ResultStore | None = None
+        self._health: health.HealthServicer | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the server is not started")
+        host = self.settings.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    def start(self) -> EvaluatorServer:
+        """Check the sandbox, reap leftovers of an earlier run, open the store, listen."""
+        s = self.settings
+        frameworks = sorted({fw for t in TASKS.values() for fw in t.frameworks})
+        self.sandbox.check(frameworks)
+        reaped = self.sandbox.reap()
+        if reaped:
+            log.warning("removed %d sandbox(es) left behind by an earlier run of this server", reaped)
+        s.work_dir.mkdir(parents=True, exist_ok=True)
+        self._store = ResultStore(s.store_path)
+        slots = s.slot_plan()
+        self._scheduler = Scheduler(
+            self.sandbox, self._store, slots=slots, queue_capacity=s.queue_capacity,
+            work_dir=s.work_dir, limits=s.limits,
+        )
+        server = create_grpc_server(max_workers=2 * (s.queue_capacity + len(slots)) + 32)
+        pb_grpc.add_EvaluatorServicer_to_server(EvaluatorServicer(self._scheduler, s), server)
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        for name in ("", SERVICE_NAME):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        if not self.port:
+            raise OSError(f"cannot listen on {s.host}:{s.port}")
+        server.start()
+        self._server = server
+        log.info("evaluator listening on %s (backend %s, %d slot(s))", self.endpoint, self.sandbox.name, len(slots))
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting calls, cancel running work (containers stopped), close the store."""
+        if self._health is not None:
+            self._health.enter_graceful_shutdown()
+        if self._scheduler is not None:
+            self._scheduler.close()
+        if self._server is not None:
+            self._server.stop(grace).wait()
+        if self._store is not None:
+            self._store.close()
+
+    def wait(self) -> None:
+        assert self._server is not None
+        self._server.wait_for_termination()
+
+    def __enter__(self) -> EvaluatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

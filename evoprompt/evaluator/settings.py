@@ -1,0 +1,98 @@
+"""One typed settings object for the evaluator: defaults < TOML file < EVOPROMPT_* env < CLI flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .sandbox.base import GpuShare, Limits
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("EVOPROMPT_HOME", Path.home() / ".cache" / "evoprompt"))
+
+
+@dataclass(frozen=True)
+class EvaluatorSettings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    backend: str = "docker"  # docker | process
+    slots: int = 1
+    queue_capacity: int = 64
+    timeout: float = 900.0  # wall-clock seconds of one evaluation
+    memory_gb: float = 4.0
+    cpus: float = 1.0
+    pids: int = 256
+    output_mb: int = 256
+    tmpfs_mb: int = 256
+    gpus: tuple[str, ...] = ()
+    slots_per_gpu: int = 1
+    runtime: str = ""  # docker runtime, e.g. runsc (gVisor)
+    home: Path = field(default_factory=default_home)
+    metrics_port: int = 0  # 0: no Prometheus endpoint
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "results.sqlite3"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.home / "work"
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            memory_bytes=int(self.memory_gb * 1024**3),
+            cpus=self.cpus,
+            pids=self.pids,
+            output_bytes=self.output_mb * 1024**2,
+            tmpfs_bytes=self.tmpfs_mb * 1024**2,
+        )
+
+    def slot_plan(self) -> list[GpuShare | None]:
+        """One entry per worker slot: with GPUs, `slots_per_gpu` slots share each listed device."""
+        if self.gpus:
+            return [GpuShare(gpu, self.slots_per_gpu) for gpu in self.gpus for _ in range(self.slots_per_gpu)]
+        return [None] * self.slots
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if isinstance(default, tuple):
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    if isinstance(default, Path):
+        return Path(raw).expanduser()
+    try:
+        return type(default)(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"setting {name!r}: cannot read {raw!r} as {type(default).__name__}") from None
+
+
+def load_settings(config: Path | None = None, overrides: dict[str, Any] | None = None) -> EvaluatorSettings:
+    """Build settings from a TOML file ([evaluator] table), EVOPROMPT_<NAME> variables and overrides."""
+    base = EvaluatorSettings()
+    values: dict[str, Any] = {}
+    if config is not None:
+        with open(config, "rb") as f:
+            values.update(tomllib.load(f).get("evaluator", {}))
+    for f in fields(base):
+        env = os.environ.get(f"EVOPROMPT_{f.name.upper()}")
+        if env is not None:
+            values[f.name] = env
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name for f in fields(base)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown evaluator setting(s): {', '.join(sorted(unknown))}")
+    typed = {k: _coerce(k, v, getattr(base, k)) for k, v in values.items()}
+    settings = replace(base, **typed)
+    if settings.backend not in ("docker", "process"):
+        raise ValueError(f"backend must be 'docker' or 'process', not {settings.backend!r}")
+    if settings.slots < 1 or settings.slots_per_gpu < 1 or settings.queue_capacity < 1:
+        raise ValueError("slots, slots_per_gpu and queue_capacity must be at least 1")
+    if settings.timeout <= 0:
+        raise ValueError("timeout must be positive")
+    return settings

@@ -1,0 +1,12 @@
+# expect: INVALID_OUTPUT shape (batch, 10)
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(40, 5)
+
+    def forward(self, x):
+        return self.linear(x)

@@ -1,0 +1,16 @@
+# expect: RUNTIME_ERROR ZeroDivisionError
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(40, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 3:
+            return self.linear(x) / (1 // 2)
+        return self.linear(x)

@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
     b.add_argument("--force", action="store_true", help="rebuild even when the tag exists (no layer cache)")
     b.add_argument("-q", "--quiet", action="store_true", help="print only the resulting tags")
     actions.add_parser("list", help="print each image's name, current tag and whether the engine has it")
-    p.set_defaults(func=run)
+    p.set_defaults(run=run)
 
 
 def _build(args: argparse.Namespace) -> int:

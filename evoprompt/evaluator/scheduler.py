@@ -41,7 +41,7 @@ class _Waiter:
     joined: bool  # attached to someone else's identical work: its answer is marked cached
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: jobs live in sets
 class _Job:
     req: ValidRequest
     key: str

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         results = list(client.evaluate_many(requests))
     rows = []
     for res in sorted(results, key=lambda r: (r.framework, -r.test_accuracy)):
-        rows.append((res.framework, names.get(res.request_id, "?"), res.status.name, f"{res.val_accuracy:.3f}", f"{res.test_accuracy:.3f}",
+        rows.append((res.framework, names.get(res.request_id, "?"), res.status.name,
+                     f"{res.val_accuracy:.3f}", f"{res.test_accuracy:.3f}",
                      f"{res.num_params:,}", f"{res.wall_seconds:.1f}", "yes" if res.cached else ""))
     header = ("framework", "seed", "status", "val_acc", "test_acc", "params", "wall_s", "cached")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]

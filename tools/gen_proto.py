@@ -9,9 +9,8 @@ any difference from the committed files (CI's drift check).
 from __future__ import annotations
 
 import argparse
-import os
 import filecmp
-import shutil
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -60,7 +59,10 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        stale = [n for n in GENERATED if not (TARGET / n).exists() or not filecmp.cmp(Path(tmp) / n, TARGET / n, shallow=False)]
+        stale = [
+            n for n in GENERATED
+            if not (TARGET / n).exists() or not filecmp.cmp(Path(tmp) / n, TARGET / n, shallow=False)
+        ]
     if stale:
         sys.exit(f"generated code is stale: {', '.join(stale)}; run `make proto` and commit the result")
     print("generated code is up to date")

@@ -41,7 +41,8 @@ def embedded_evaluator(backend: str = "auto", **overrides: Any) -> Iterator[str]
     from evoprompt.evaluator.server import EvaluatorServer
     from evoprompt.evaluator.settings import load_settings
 
-    settings = load_settings(overrides={"host": "127.0.0.1", "port": 0, "backend": choose_backend(backend), **overrides})
+    chosen = choose_backend(backend)
+    settings = load_settings(overrides={"host": "127.0.0.1", "port": 0, "backend": chosen, **overrides})
     server = EvaluatorServer(settings).start()
     try:
         yield server.endpoint

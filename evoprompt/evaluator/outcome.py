@@ -45,7 +45,8 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str)
     if run.infra_error:
         return fail(Status.INTERNAL_ERROR, f"the evaluator could not run the sandbox: {run.infra_error}")
     if run.cancelled:
-        return fail(Status.CANCELLED, f"cancelled after {run.wall_seconds:.1f} s (by a client, or its caller went away)")
+        return fail(Status.CANCELLED, 
+                    f"cancelled after {run.wall_seconds:.1f} s (by a client, or its caller went away)")
     if run.timed_out:
         return fail(
             Status.TIMEOUT,

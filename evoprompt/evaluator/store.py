@@ -17,7 +17,9 @@ from evoprompt.sdk.proto import evaluator_pb2 as pb
 from evoprompt.sdk.types import EvaluationResult, Status
 
 # Outcomes that the same inputs reproduce; TIMEOUT, OOM, CANCELLED and internal errors may not.
-CACHEABLE = frozenset({Status.OK, Status.COMPILE_ERROR, Status.RUNTIME_ERROR, Status.INVALID_OUTPUT, Status.OUTPUT_LIMIT})
+CACHEABLE = frozenset(
+    {Status.OK, Status.COMPILE_ERROR, Status.RUNTIME_ERROR, Status.INVALID_OUTPUT, Status.OUTPUT_LIMIT}
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (

@@ -44,7 +44,7 @@ def normalize_target(target: str | list[str] | tuple[str, ...]) -> str:
 def _family(endpoint: str) -> str:
     host = endpoint.rsplit(":", 1)[0].strip("[]")
     try:
-        return "ipv%d" % ipaddress.ip_address(host).version
+        return f"ipv{ipaddress.ip_address(host).version}"
     except ValueError:
         return "name"
 

@@ -52,7 +52,7 @@ class AsyncEvaluatorClient:
     async def wait_ready(self, timeout: float = 10.0) -> None:
         try:
             await asyncio.wait_for(self._channel.channel_ready(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise EvaluatorUnavailableError(
                 grpc.StatusCode.UNAVAILABLE, f"no evaluator answered at {self.target} within {timeout:g} s"
             ) from None
@@ -62,7 +62,8 @@ class AsyncEvaluatorClient:
         return [TaskInfo.from_proto(t) for t in resp.tasks]
 
     async def server_info(self) -> ServerInfo:
-        return ServerInfo.from_proto(await self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest(), self.timeout))
+        resp = await self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest(), self.timeout)
+        return ServerInfo.from_proto(resp)
 
     async def cancel(self, request_id: str) -> bool:
         resp = await self._call(self._stub.Cancel, pb.CancelRequest(request_id=request_id), self.timeout)

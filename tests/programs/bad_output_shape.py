@@ -1,5 +1,4 @@
 # expect: INVALID_OUTPUT shape (batch, 10)
-import torch
 from torch import nn
 
 

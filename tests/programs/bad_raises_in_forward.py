@@ -1,5 +1,4 @@
 # expect: RUNTIME_ERROR ZeroDivisionError
-import torch
 from torch import nn
 
 

@@ -42,7 +42,9 @@ _DATA = Mnist1dData()
 class Mnist1dTask(Task):
     def write_inputs(self, input_dir: Path) -> None:
         a = _DATA.arrays
-        np.savez(input_dir / "data.npz", x_train=a["x_train"], y_train=a["y_train"], x_val=a["x_val"], x_test=a["x_test"])
+        np.savez(
+            input_dir / "data.npz", x_train=a["x_train"], y_train=a["y_train"], x_val=a["x_val"], x_test=a["x_test"]
+        )
 
     def labels(self) -> tuple[np.ndarray, np.ndarray]:
         a = _DATA.arrays

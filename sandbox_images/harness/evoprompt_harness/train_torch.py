@@ -69,14 +69,15 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
 
     model.train()
     started = time.monotonic()
-    for step, idx in enumerate(batch_indices(len(x_train), int(spec["batch_size"]), int(spec["steps"]), int(spec["seed"])), 1):
+    batches = batch_indices(len(x_train), int(spec["batch_size"]), int(spec["steps"]), int(spec["seed"]))
+    for step, idx in enumerate(batches, 1):
         index = torch.as_tensor(idx, device=device)
         loss = loss_fn(model(x_train[index]), y_train[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step % 100 == 0 or step in checkpoints:
-            check_loss(float(loss), step)
+            check_loss(float(loss.detach()), step)
         if step in checkpoints:
             ck_steps.append(step)
             val_preds.append(_predict(model, x_val))

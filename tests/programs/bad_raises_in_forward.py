@@ -11,5 +11,5 @@ class Model(nn.Module):
     def forward(self, x):
         self.calls += 1
         if self.calls > 3:
-            return self.linear(x) / (1 // 2)
+            return self.linear(x) * (1 / (self.calls - self.calls))  # Python ints: ZeroDivisionError
         return self.linear(x)

@@ -9,7 +9,6 @@ output cap, and kills the whole process group at the end.
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -21,6 +20,17 @@ from ..outputs import directory_bytes
 from .base import Sandbox, SandboxJob, SandboxRun, TailBuffer, gpu_env
 
 POLL_SECONDS = 0.2
+
+# Sets the rlimits, then becomes the harness. Done in the child rather than in a preexec_fn:
+# running Python between fork and exec in a process with gRPC's threads crashes the child.
+_LAUNCHER = """
+import os, resource, sys
+memory, output = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_FSIZE, (output, output))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+os.execv(sys.executable, [sys.executable, "-m", "evoprompt_harness", *sys.argv[3:]])
+"""
 
 
 def _harness_path() -> Path:
@@ -65,23 +75,18 @@ class ProcessSandbox(Sandbox):
         if job.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = job.gpu.device_id
 
-        def set_limits() -> None:  # runs in the child between fork and exec
-            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
         stderr_path = job.job_dir / "stderr.log"
         started = time.monotonic()
         with open(stderr_path, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "evoprompt_harness", str(job.input_dir), str(job.output_dir)],
+                [sys.executable, "-c", _LAUNCHER, str(limits.memory_bytes), str(limits.output_bytes),
+                 str(job.input_dir), str(job.output_dir)],
                 cwd=scratch,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=set_limits,
             )
             result = SandboxRun()
             try:

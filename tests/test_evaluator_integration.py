@@ -40,7 +40,6 @@ def test_every_seed_trains(client):
 
 
 def test_torch_cnn_parameters_are_counted_by_the_server(client):
-    import torch
 
     seed = next(s for s in list_seeds("mnist1d", "torch") if s.name == "cnn")
     namespace: dict = {}

@@ -44,6 +44,7 @@ from typing import Any
 
 __all__ = [
     "FRAMEWORK_IMAGES",
+    "FRAMEWORK_GPU_IMAGES",
     "CPU_IMAGES",
     "ImageBuildError",
     "ImageSpec",
@@ -65,6 +66,8 @@ __all__ = [
 
 # Which image runs the candidates of each framework (section 2 of DESIGN.md).
 FRAMEWORK_IMAGES: dict[str, str] = {"torch": "torch-cpu", "flax": "jax-cpu"}
+# The images a server with --gpus runs instead.
+FRAMEWORK_GPU_IMAGES: dict[str, str] = {"torch": "torch-cuda", "flax": "jax-cuda"}
 
 # The images `build_images()` builds when given no names: the ones buildable offline here.
 CPU_IMAGES: tuple[str, ...] = ("torch-cpu", "jax-cpu")

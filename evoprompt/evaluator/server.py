@@ -47,7 +47,8 @@ class EvaluatorServer:
     def __init__(self, settings: EvaluatorSettings, sandbox: Sandbox | None = None) -> None:
         self.settings = settings
         self.sandbox = sandbox or make_sandbox(
-            settings.backend, owner_key=str(settings.store_path.resolve()), runtime=settings.runtime
+            settings.backend, owner_key=str(settings.store_path.resolve()), runtime=settings.runtime,
+            gpu=bool(settings.gpus),
         )
         self.port: int | None = None
         self._server: grpc.Server | None = None
@@ -65,6 +66,9 @@ class EvaluatorServer:
     def start(self) -> EvaluatorServer:
         """Check the sandbox, reap leftovers of an earlier run, open the store, listen."""
         s = self.settings
+        if self.sandbox.name == "process":
+            log.warning("the process back-end is NOT a security boundary: candidates run as this user, "
+                        "with its files and network; use it only for code you would run yourself")
         frameworks = sorted({fw for t in TASKS.values() for fw in t.frameworks})
         self.sandbox.check(frameworks)
         reaped = self.sandbox.reap()

@@ -7,8 +7,9 @@ import hashlib
 from .base import GpuShare, Limits, Sandbox, SandboxJob, SandboxRun
 
 
-def make_sandbox(backend: str, *, owner_key: str, runtime: str = "") -> Sandbox:
-    """`owner_key` (the result store's path) labels containers so a restarted server finds its own."""
+def make_sandbox(backend: str, *, owner_key: str, runtime: str = "", gpu: bool = False) -> Sandbox:
+    """`owner_key` (the result store's path) labels containers so a restarted server finds its own;
+    `gpu` picks the CUDA images (docker back-end)."""
     if backend == "process":
         from .process import ProcessSandbox
 
@@ -16,7 +17,8 @@ def make_sandbox(backend: str, *, owner_key: str, runtime: str = "") -> Sandbox:
     if backend == "docker":
         from .docker import DockerSandbox
 
-        return DockerSandbox(owner=hashlib.sha256(owner_key.encode()).hexdigest()[:16], runtime=runtime or None)
+        return DockerSandbox(owner=hashlib.sha256(owner_key.encode()).hexdigest()[:16], runtime=runtime or None,
+                             gpu=gpu)
     raise ValueError(f"unknown sandbox back-end {backend!r}; choose docker or process")
 
 

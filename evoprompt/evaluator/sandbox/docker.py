@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ..errors import SandboxUnavailable
-from ..images import FRAMEWORK_IMAGES, image_tag
+from ..images import FRAMEWORK_GPU_IMAGES, FRAMEWORK_IMAGES, image_tag
 from ..outputs import directory_bytes
 from .base import Sandbox, SandboxJob, SandboxRun, gpu_env
 
@@ -84,8 +84,9 @@ def container_spec(job: SandboxJob, image: str, owner: str, runtime: str | None 
 class DockerSandbox(Sandbox):
     name = "docker"
 
-    def __init__(self, owner: str, runtime: str | None = None, client: Any = None) -> None:
+    def __init__(self, owner: str, runtime: str | None = None, client: Any = None, gpu: bool = False) -> None:
         self.owner = owner
+        self.images = FRAMEWORK_GPU_IMAGES if gpu else FRAMEWORK_IMAGES
         self.runtime = runtime
         self._client = client
 
@@ -106,7 +107,7 @@ class DockerSandbox(Sandbox):
         return self._client
 
     def sandbox_id(self, framework: str) -> str:
-        return image_tag(FRAMEWORK_IMAGES[framework])
+        return image_tag(self.images[framework])
 
     def check(self, frameworks: list[str]) -> None:
         from ..images import image_present

@@ -170,6 +170,7 @@ def test_cancel_and_client_deadline_stop_the_evaluation(client, any_server):
     with pytest.raises(DeadlineExceededError):
         client.evaluate("mnist1d", "torch", code + "\n# deadline", timeout=3)
     _wait_until(lambda: client.server_info().running == 0 and client.server_info().queued == 0, limit=30)
+    _wait_until(lambda: not leftover_containers(any_server), limit=15)
 
 
 def _wait_until(predicate, limit: float = 60.0) -> None:
@@ -181,3 +182,25 @@ def _wait_until(predicate, limit: float = 60.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("condition not reached in time")
+
+
+def leftover_containers(server) -> list:
+    """Containers of this server still on the host (docker back-end only)."""
+    if server.sandbox.name != "docker":
+        return []
+    return server.sandbox.client.containers.list(all=True, filters={"label": f"evoprompt.owner={server.sandbox.owner}"})
+
+
+def test_no_container_outlives_its_evaluation(client, any_server):
+    code = f"# {uuid.uuid4().hex}\nimport time\ntime.sleep(3600)\nclass Model: pass\n"
+    res = client.evaluate("mnist1d", "torch", code, timeout_seconds=2)
+    assert res.status is Status.TIMEOUT
+    _wait_until(lambda: not leftover_containers(any_server), limit=15)
+
+
+def test_memory_bomb_is_oom(docker_server):
+    code = "x = []\nwhile True:\n    x.append(bytearray(64 * 1024 * 1024))\n"
+    with EvaluatorClient(docker_server.endpoint) as c:
+        res = c.evaluate("mnist1d", "torch", code, max_steps=10)
+    assert res.status is Status.OOM and "memory limit" in res.message
+    _wait_until(lambda: not leftover_containers(docker_server), limit=15)

@@ -87,3 +87,25 @@ def test_serve_then_evaluate_against_it_then_stop(seed_file, env):
 def test_serve_refuses_bad_settings(env):
     proc = run(["serve", "--port", "0", "--backend", "process", "--slots", "0"], env, timeout=60)
     assert proc.returncode == 2 and "at least 1" in proc.stderr
+
+
+def test_metrics_endpoint_counts_answers(tmp_path):
+    import socket
+    import urllib.request
+
+    from .conftest import start_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = start_server(tmp_path, "process", metrics_port=port)
+    try:
+        with EvaluatorClient(server.endpoint) as client:
+            client.evaluate("mnist1d", "torch", (PROGRAMS / "bad_no_model.py").read_text())
+            client.evaluate("mnist1d", "torch", (PROGRAMS / "bad_no_model.py").read_text())
+        body = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).read().decode()
+    finally:
+        server.stop()
+    assert 'evoprompt_evaluations_total{cached="false",status="COMPILE_ERROR"} 1.0' in body
+    assert 'evoprompt_evaluations_total{cached="true",status="COMPILE_ERROR"} 1.0' in body
+    assert "evoprompt_queued 0.0" in body and "evoprompt_running 0.0" in body

@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-gb", type=float, default=None, help="memory limit of one sandbox (default 4)")
     p.add_argument("--cpus", type=float, default=None, help="CPUs of one sandbox (default 1)")
     p.add_argument("--runtime", default=None, help="Docker runtime for sandboxes, e.g. runsc (gVisor)")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
     p.add_argument("--home", default=None, help="folder for the result store and job files")
     p.add_argument("--config", type=Path, default=None, help="TOML file with an [evaluator] table")
     p.set_defaults(run=run)
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from evoprompt.evaluator.settings import load_settings
 
     names = ["host", "port", "backend", "slots", "timeout", "queue_capacity", "gpus", "slots_per_gpu",
-             "memory_gb", "cpus", "runtime", "home"]
+             "memory_gb", "cpus", "runtime", "home", "metrics_port"]
     try:
         settings = load_settings(args.config, {n: getattr(args, n) for n in names})
         server = EvaluatorServer(settings).start()

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from evoprompt.sdk.proto import evaluator_pb2 as pb
 from evoprompt.sdk.proto import evaluator_pb2_grpc as pb_grpc
 
+from .metrics import Metrics
 from .sandbox import Sandbox, make_sandbox
 from .scheduler import Scheduler
 from .servicer import EvaluatorServicer
@@ -55,6 +56,8 @@ class EvaluatorServer:
         self._scheduler: Scheduler | None = None
         self._store: ResultStore | None = None
         self._health: health.HealthServicer | None = None
+        self._metrics: Metrics | None = None
+        self.metrics_port: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -82,7 +85,10 @@ class EvaluatorServer:
             work_dir=s.work_dir, limits=s.limits,
         )
         server = create_grpc_server(max_workers=2 * (s.queue_capacity + len(slots)) + 32)
-        pb_grpc.add_EvaluatorServicer_to_server(EvaluatorServicer(self._scheduler, s), server)
+        self._metrics = Metrics(self._scheduler.load)
+        if s.metrics_port:
+            self.metrics_port = self._metrics.serve(s.host, s.metrics_port)
+        pb_grpc.add_EvaluatorServicer_to_server(EvaluatorServicer(self._scheduler, s, self._metrics), server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for name in ("", SERVICE_NAME):
@@ -106,6 +112,8 @@ class EvaluatorServer:
             self._server.stop(grace).wait()
         if self._store is not None:
             self._store.close()
+        if self._metrics is not None:
+            self._metrics.close()
 
     def wait(self) -> None:
         assert self._server is not None

@@ -13,6 +13,7 @@ from evoprompt.sdk.proto import evaluator_pb2_grpc as pb_grpc
 from evoprompt.sdk.types import EvaluationResult, Status
 
 from .errors import InvalidRequest, grpc_errors, grpc_stream_errors
+from .metrics import Metrics
 from .scheduler import Scheduler
 from .settings import EvaluatorSettings
 from .tasks import TASKS
@@ -22,9 +23,15 @@ MAX_BATCH = 1024
 
 
 class EvaluatorServicer(pb_grpc.EvaluatorServicer):
-    def __init__(self, scheduler: Scheduler, settings: EvaluatorSettings) -> None:
+    def __init__(self, scheduler: Scheduler, settings: EvaluatorSettings, metrics: Metrics | None = None) -> None:
         self.scheduler = scheduler
         self.settings = settings
+        self.metrics = metrics
+
+    def _answer(self, result: EvaluationResult) -> pb.EvaluateResponse:
+        if self.metrics is not None:
+            self.metrics.observe(result)
+        return result.to_proto()
 
     def _validate(self, request: pb.EvaluateRequest) -> ValidRequest:
         return validate(
@@ -57,7 +64,7 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
     def Evaluate(self, request: pb.EvaluateRequest, context: grpc.ServicerContext) -> pb.EvaluateResponse:
         ticket = self.scheduler.submit(self._validate(request))
         context.add_callback(ticket.release)  # the caller went away: maybe nobody waits any more
-        return ticket.result().to_proto()
+        return self._answer(ticket.result())
 
     @grpc_stream_errors
     def EvaluateBatch(
@@ -77,8 +84,8 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
                 valid.append(self._validate(item))
             except InvalidRequest as exc:
                 rejected.append(
-                    EvaluationResult(request_id=item.request_id, status=Status.REJECTED, message=str(exc),
-                                     task=item.task, framework=item.framework).to_proto()
+                    self._answer(EvaluationResult(request_id=item.request_id, status=Status.REJECTED,
+                                                  message=str(exc), task=item.task, framework=item.framework))
                 )
         tickets = self.scheduler.submit_many(valid)
         for ticket in tickets:
@@ -86,7 +93,7 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
         yield from rejected
         futures = {t.future: t for t in tickets}
         for future in concurrent.futures.as_completed(futures):
-            yield future.result().to_proto()
+            yield self._answer(future.result())
 
     @grpc_errors
     def Cancel(self, request: pb.CancelRequest, context: grpc.ServicerContext) -> pb.CancelResponse:

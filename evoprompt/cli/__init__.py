@@ -1,4 +1,4 @@
-"""`evoprompt`: one entry point, one subcommand per job (serve, evaluate, images)."""
+"""`evoprompt`: one entry point, one subcommand per job (serve, evaluate, search, report, images)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import argparse
 import logging
 import sys
 
-from . import evaluate_cmd, images_cmd, serve_cmd
+from . import evaluate_cmd, images_cmd, report_cmd, search_cmd, serve_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evoprompt", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve_cmd, evaluate_cmd, images_cmd):
+    for module in (serve_cmd, evaluate_cmd, search_cmd, report_cmd, images_cmd):
         module.add_parser(sub)
     return parser
 

@@ -1,0 +1,66 @@
+"""A search's settings, with the paper's names and defaults (Chen, Dohan, So 2023, Table 2), saved
+as config.json in the run directory so that `--resume` continues the very same search."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+MODES = ("evoprompting", "random-parents", "few-shot")
+TUNING = ("auto", "on", "off")
+TEMPERATURES = (0.2, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    task: str
+    framework: str
+    lm: str
+    rounds: int = 10  # T
+    prompts: int = 10  # m, prompts per round
+    samples: int = 16  # n, children sampled per prompt
+    parents: int = 10  # p, parents kept per round
+    shots: int = 2  # k, in-context examples per prompt
+    alpha: float = 0.5  # children with validation error >= alpha are dropped
+    max_steps: int = 0  # training steps per evaluation; 0: the task's recipe
+    seed: int = 0
+    mode: str = "evoprompting"  # or the paper's ablations: random-parents, few-shot
+    prompt_tuning: str = "auto"  # auto: on for hf back-ends; off for others
+    temperatures: tuple[float, ...] = TEMPERATURES
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("rounds", "prompts", "samples", "parents", "shots"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name} must be at least 1")
+        if not 0 < self.alpha <= 1:
+            problems.append("--alpha must be in (0, 1]")
+        if self.max_steps < 0:
+            problems.append("--max-steps must be >= 0")
+        if self.mode not in MODES:
+            problems.append(f"--mode must be one of {', '.join(MODES)}")
+        if self.prompt_tuning not in TUNING:
+            problems.append(f"--prompt-tuning must be one of {', '.join(TUNING)}")
+        if not self.temperatures:
+            problems.append("at least one temperature is needed")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def save(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> SearchConfig:
+        data: dict[str, Any] = json.loads((run_dir / "config.json").read_text())
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["temperatures"] = tuple(data.get("temperatures", TEMPERATURES))
+        return cls(**data)
+
+    def with_changes(self, **changes: Any) -> SearchConfig:
+        return replace(self, **changes)

@@ -1,0 +1,171 @@
+"""`hf:MODEL`: a local Hugging Face causal LM (a path, or a hub id when the hub is reachable),
+sampled in batches on CPU or GPU, and prompt-tuned with PEFT between rounds (the paper's soft
+prompt: 16 virtual tokens, 5 epochs, batch 16, learning rate 0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..prompt import METRICS_PREFIX, Prompt
+from .base import LanguageModel, LMConfigError, LMError, TuneReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    num_virtual_tokens: int = 16
+    epochs: int = 5
+    batch_size: int = 16
+    learning_rate: float = 0.1
+
+
+class HuggingFaceLM(LanguageModel):
+    tunable = True
+
+    def __init__(self, spec: str, *, device: str = "auto", max_new_tokens: int = 512, batch_size: int = 8,
+                 tuning: TuningConfig | None = None) -> None:
+        super().__init__(spec)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        name = spec.removeprefix("hf:")
+        if not name:
+            raise LMConfigError("the hf back-end needs a model: hf:PATH_OR_HUB_ID")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name)
+            model = AutoModelForCausalLM.from_pretrained(name)
+        except Exception as exc:  # OSError offline, ValueError for unknown architectures, ...
+            raise LMConfigError(f"cannot load the language model {name!r}: {exc}".splitlines()[0]) from None
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model: Any = model.to(self.device).eval()
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.tuning = tuning or TuningConfig()
+        self.peft_model: Any = None
+        self._lock = threading.Lock()  # one generate or tune at a time on the weights
+        self.context = int(getattr(model.config, "max_position_embeddings", 0)
+                           or getattr(model.config, "n_positions", 2048))
+
+    # -- sampling -------------------------------------------------------------------------------
+    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int) -> list[str]:
+        return await asyncio.to_thread(self._generate, prompt.text, num_samples, temperature, seed)
+
+    def _generate(self, text: str, num_samples: int, temperature: float, seed: int) -> list[str]:
+        import torch
+
+        virtual = self.tuning.num_virtual_tokens if self.peft_model is not None else 0
+        budget = max(16, self.context - self.max_new_tokens - virtual)
+        ids = self.tokenizer(text, return_tensors="pt").input_ids[:, -budget:].to(self.device)  # keep the end
+        new_tokens = min(self.max_new_tokens, self.context - ids.shape[1] - virtual)
+        if new_tokens <= 0:
+            raise LMError(f"the prompt fills the model's context of {self.context} tokens")
+        model = self.peft_model or self.model
+        outputs: list[str] = []
+        with self._lock, torch.no_grad():
+            torch.manual_seed(seed)
+            while len(outputs) < num_samples:
+                count = min(self.batch_size, num_samples - len(outputs))
+                try:
+                    generated = model.generate(
+                        input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                        temperature=max(temperature, 1e-3), top_k=0, max_new_tokens=new_tokens,
+                        num_return_sequences=count, pad_token_id=self.tokenizer.pad_token_id,
+                    )
+                except (RuntimeError, ValueError) as exc:
+                    raise LMError(f"sampling failed: {exc}") from None
+                for row in generated[:, ids.shape[1]:]:
+                    outputs.append(self._cut(self.tokenizer.decode(row, skip_special_tokens=True)))
+        return outputs
+
+    @staticmethod
+    def _cut(text: str) -> str:
+        """Stop where the model starts another example."""
+        cut = text.find(METRICS_PREFIX.rstrip())
+        return text if cut == -1 else text[:cut]
+
+    # -- prompt-tuning --------------------------------------------------------------------------
+    def _ensure_peft(self) -> Any:
+        if self.peft_model is None:
+            from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+
+            config = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, prompt_tuning_init=PromptTuningInit.RANDOM,
+                                        num_virtual_tokens=self.tuning.num_virtual_tokens)
+            self.peft_model = get_peft_model(self.model, config)
+        return self.peft_model
+
+    def load_soft_prompt(self, path: Path) -> None:
+        from peft import PeftModel
+
+        with self._lock:
+            # peft refuses is_trainable=True for prompt-learning adapters; later rounds tune it on
+            self.peft_model = PeftModel.from_pretrained(self.model, str(path))
+            for param in self.peft_model.prompt_encoder.parameters():
+                param.requires_grad_(True)
+            self.peft_model.eval()
+
+    def tune(self, texts: list[str], out_dir: Path) -> TuneReport:
+        """Train the soft prompt (only it) on `texts`; the loss before and after is measured on them."""
+        import torch
+
+        if not texts:
+            raise LMError("nothing to prompt-tune on")
+        with self._lock:
+            model = self._ensure_peft()
+            budget = self.context - self.tuning.num_virtual_tokens
+            encoded = [self.tokenizer(t, truncation=True, max_length=budget).input_ids for t in texts]
+            params = [p for p in model.parameters() if p.requires_grad]
+            optimizer = torch.optim.AdamW(params, lr=self.tuning.learning_rate, weight_decay=0.0)
+            rng = random.Random(len(texts))
+            before = self._mean_loss(model, encoded)
+            epochs: list[float] = []
+            for _ in range(self.tuning.epochs):
+                model.train()
+                order = list(range(len(encoded)))
+                rng.shuffle(order)
+                total, batches = 0.0, 0
+                for start in range(0, len(order), self.tuning.batch_size):
+                    loss = self._batch_loss(model, [encoded[i] for i in order[start:start + self.tuning.batch_size]])
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    total, batches = total + float(loss.detach()), batches + 1
+                epochs.append(total / batches)
+            model.eval()
+            after = self._mean_loss(model, encoded)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(str(out_dir))
+        log.info("prompt-tuned on %d texts: loss %.3f -> %.3f", len(texts), before, after)
+        return TuneReport(losses=(before, *epochs, after), path=out_dir, examples=len(texts))
+
+    def _batch_loss(self, model: Any, batch: list[list[int]]) -> Any:
+        import torch
+
+        width = max(len(x) for x in batch)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([x + [pad] * (width - len(x)) for x in batch], device=self.device)
+        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in batch], device=self.device)
+        labels = ids.masked_fill(mask == 0, -100)
+        return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    def _mean_loss(self, model: Any, encoded: list[list[int]]) -> float:
+        import torch
+
+        model.eval()
+        with torch.no_grad():
+            losses = [float(self._batch_loss(model, encoded[i:i + self.tuning.batch_size]))
+                      for i in range(0, len(encoded), self.tuning.batch_size)]
+        value = sum(losses) / len(losses)
+        return value if math.isfinite(value) else float("inf")

@@ -55,6 +55,7 @@ class HuggingFaceLM(LanguageModel):
         self.batch_size = batch_size
         self.tuning = tuning or TuningConfig()
         self.peft_model: Any = None
+        self.sampled_with_soft_prompt: list[bool] = []  # one entry per generate call, for tests and logs
         self._lock = threading.Lock()  # one generate or tune at a time on the weights
         self.context = int(getattr(model.config, "max_position_embeddings", 0)
                            or getattr(model.config, "n_positions", 2048))
@@ -73,6 +74,7 @@ class HuggingFaceLM(LanguageModel):
         if new_tokens <= 0:
             raise LMError(f"the prompt fills the model's context of {self.context} tokens")
         model = self.peft_model or self.model
+        self.sampled_with_soft_prompt.append(self.peft_model is not None)
         outputs: list[str] = []
         with self._lock, torch.no_grad():
             torch.manual_seed(seed)

@@ -1,50 +1,79 @@
-"""`make demo`: evaluate every shipped seed program through an embedded evaluator, print a table.
+"""`make demo`: a short EvoPrompting search on MNIST-1D, then its report.
 
-Runs on a fresh machine in a few minutes (reduced step budget); uses Docker sandboxes when an
-engine answers and the images are built, else the process back-end with a warning.
+The LM is EVOPROMPT_LM (default: a small code model from the Hugging Face hub); when it cannot be
+loaded (an offline machine) the demo says so and uses the `mutation` operator instead. Evaluation
+runs in an embedded evaluator: Docker sandboxes when an engine answers and the images are built,
+else the process back-end with a warning. About 10 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
-import uuid
+from pathlib import Path
 
-from evoprompt.cli.embedded import embedded_evaluator
-from evoprompt.sdk import EvaluationRequest, EvaluatorClient
-from evoprompt.seeds import list_seeds
+DEFAULT_LM = "hf:Qwen/Qwen2.5-Coder-0.5B-Instruct"
+
+
+def load_lm(spec: str):  # -> LanguageModel
+    from evoprompt.search.lm import LMConfigError, make_lm
+
+    try:
+        return make_lm(spec)
+    except LMConfigError as exc:
+        print(f"demo: cannot use the LM {spec!r}: {exc}\n"
+              "demo: falling back to the `mutation` operator (no LM); set EVOPROMPT_LM to hf:LOCAL_PATH or "
+              "openai:BASE_URL#MODEL to use a language model", file=sys.stderr, flush=True)
+        return make_lm("mutation")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--max-steps", type=int, default=1000, help="training steps per seed (full recipe: 8000)")
+    from evoprompt.search.config import SearchConfig
+    from evoprompt.search.report import summarize, write_report
+    from evoprompt.search.runner import run_search
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, default=None, help="default: runs/demo-<time>")
+    parser.add_argument("--framework", default="torch", choices=["torch", "flax"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prompts", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--parents", type=int, default=4)
+    parser.add_argument("--max-steps", type=int, default=500)
     parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
     parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    seeds = [s for fw in ("torch", "flax") for s in list_seeds("mnist1d", fw)]
-    requests = [
-        EvaluationRequest(task="mnist1d", framework=s.framework, code=s.code, max_steps=args.max_steps,
-                          request_id=uuid.uuid4().hex)
-        for s in seeds
-    ]
-    names = {r.request_id: s.name for r, s in zip(requests, seeds, strict=True)}
-    print(f"evaluating {len(seeds)} seed programs on MNIST-1D, {args.max_steps} steps each ...", flush=True)
+    run_dir = args.run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
+    lm = load_lm(os.environ.get("EVOPROMPT_LM", DEFAULT_LM))
+    config = SearchConfig(task="mnist1d", framework=args.framework, lm=lm.spec, rounds=args.rounds,
+                          prompts=args.prompts, samples=args.samples, parents=args.parents,
+                          max_steps=args.max_steps)
+    print(f"EvoPrompting on MNIST-1D ({args.framework}): {args.rounds} rounds x {args.prompts} prompts x "
+          f"{args.samples} samples, {args.max_steps} training steps each, LM {lm.spec}; run dir {run_dir}",
+          flush=True)
     started = time.monotonic()
-    with embedded_evaluator(args.backend, slots=args.slots) as endpoint, EvaluatorClient(endpoint) as client:
-        results = list(client.evaluate_many(requests))
-    rows = []
-    for res in sorted(results, key=lambda r: (r.framework, -r.test_accuracy)):
-        rows.append((res.framework, names.get(res.request_id, "?"), res.status.name,
-                     f"{res.val_accuracy:.3f}", f"{res.test_accuracy:.3f}",
-                     f"{res.num_params:,}", f"{res.wall_seconds:.1f}", "yes" if res.cached else ""))
-    header = ("framework", "seed", "status", "val_acc", "test_acc", "params", "wall_s", "cached")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-    print(f"\n{len(results)} evaluations in {time.monotonic() - started:.0f} s "
-          f"(sandbox: {results[0].sandbox if results else '-'})")
-    return 0 if all(r.ok for r in results) else 1
+    run_search(config, run_dir, lm=lm, backend=args.backend, slots=args.slots, progress=not args.no_progress)
+    report = write_report(run_dir)
+    summary = summarize(run_dir)
+    print()
+    print(f"{'seed':<12} {'status':<14} {'val_acc':>8} {'params':>8} {'fitness':>10}")
+    for seed in summary["seeds"]:
+        fit = "-" if seed["fitness"] is None else f"{seed['fitness']:.0f}"
+        print(f"{seed['name']:<12} {seed['status'] or '-':<14} {seed['val_accuracy'] or 0:>8.3f} "
+              f"{seed['num_params'] or 0:>8} {fit:>10}")
+    best = summary["best"]
+    print(f"\n{summary['candidates']} children, {summary['evaluated']} evaluated, {summary['ok']} OK, "
+          f"{summary['filtered_in']} kept (val error < alpha)")
+    if best:
+        print(f"best child: {best['num_params']} params, val {best['val_accuracy']:.3f}, test "
+              f"{best['test_accuracy']:.3f}, fitness {best['fitness']:.0f} "
+              f"(seeds' best {summary['seeds_best_fitness']:.0f})")
+    print(f"\nfinished in {time.monotonic() - started:.0f} s; report: {report}")
+    return 0
 
 
 if __name__ == "__main__":

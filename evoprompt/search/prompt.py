@@ -99,7 +99,8 @@ def build_prompt(examples: list[Example], task: str) -> Prompt:
     size, accuracy = target_metrics(examples)
     preamble = import_preamble([e.code for e in examples])
     _, opening, _ = split_program(examples[0].code, task)
-    tail = f"{metrics_docstring(size, accuracy)}\n{preamble}{opening}\n"
+    # no newline after the opening line: the model writes it, tokenized as in its training data
+    tail = f"{metrics_docstring(size, accuracy)}\n{preamble}{opening}"
     return Prompt(text="\n\n".join([*parts, tail]), task=task, examples=tuple(examples), target_num_params=size,
                   target_val_accuracy=accuracy, preamble=preamble, opening=opening)
 
@@ -123,5 +124,5 @@ def program_from_output(prompt: Prompt, output: str) -> str:
         missing = [line for line in prompt.preamble.splitlines() if line not in text]
         program = "\n".join(missing) + ("\n" if missing else "") + text
     else:
-        program = f"{prompt.preamble}{prompt.opening}\n{text}"
+        program = f"{prompt.preamble}{prompt.opening}{'' if text.startswith(chr(10)) else chr(10)}{text}"
     return program.rstrip() + "\n"

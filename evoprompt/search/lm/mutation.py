@@ -16,6 +16,7 @@ construction; when it cannot, only edits that keep widths consistent on their ow
 from __future__ import annotations
 
 import ast
+import asyncio
 import builtins
 import copy
 import math
@@ -275,6 +276,13 @@ class _Batch:
 _BATCH = _Batch()
 
 
+class _Unknown:
+    """A value the tracer need not follow (an RNN's final state): it may be unpacked, never used."""
+
+
+_UNKNOWN = _Unknown()
+
+
 @dataclass(frozen=True)
 class _Tensor:
     shape: tuple[int | None, ...]  # sizes after the batch dimension; None where unknown
@@ -397,6 +405,8 @@ class _Tracer:
             self.env[target.id] = value
         elif isinstance(target, (ast.Tuple, ast.List)):
             items = value.items if isinstance(value, _Multi) else value
+            if value is _UNKNOWN:
+                items = (_UNKNOWN,) * len(target.elts)
             _need(isinstance(items, (tuple, list)) and len(items) == len(target.elts))
             for t, v in zip(target.elts, items, strict=True):
                 self.assign(t, v)
@@ -483,10 +493,12 @@ class _Tracer:
         if isinstance(func, ast.Name) and func.id == "len" and len(node.args) == 1:
             _need(isinstance(self.eval(node.args[0]), _Tensor))
             return _BATCH
-        if isinstance(func, ast.Name) and func.id in ("int", "max", "min", "abs"):
+        if isinstance(func, ast.Name) and func.id in ("int", "float", "max", "min", "abs"):
             values = [self.eval(a) for a in node.args]
+            if func.id == "float" and values and isinstance(values[0], str):
+                return 0.0  # float("inf") and the like: a scalar
             _need(all(isinstance(v, (int, float)) for v in values) and values)
-            return int(values[0]) if func.id == "int" else getattr(builtins, func.id)(*values)
+            return getattr(builtins, func.id)(*values)
         if isinstance(func, ast.Attribute):
             tensor = self.eval(func.value)
             _need(isinstance(tensor, _Tensor))
@@ -512,6 +524,12 @@ class _Tracer:
         rank = len(t.shape)
         if name in _ELEMENTWISE or name in ("relu_", "type", "to"):
             return t
+        if name == "size":
+            full = (_BATCH, *t.shape)
+            if not pos:
+                return full
+            _need(isinstance(pos[0], int) and -len(full) <= pos[0] < len(full))
+            return full[pos[0]]
         if name in ("view", "reshape"):
             dims = pos[0] if len(pos) == 1 and isinstance(pos[0], tuple) else tuple(pos or kw.get("shape", ()))
             return _reshape(t, dims)
@@ -685,7 +703,7 @@ class _Tracer:
         self.fit(ctor, "in", t.shape[1])
         hidden = _first(self.arg(ctor, "out"))
         directions = 2 if "bidirectional" in kw and self.eval(kw["bidirectional"]) else 1
-        return _Multi((_Tensor((t.shape[0], hidden * directions)), None))
+        return _Multi((_Tensor((t.shape[0], hidden * directions)), _UNKNOWN))
 
     def flax_layer(self, kind: str, ctor: ast.Call, t: _Tensor) -> Any:
         shape, rank = t.shape, len(t.shape)
@@ -1007,8 +1025,8 @@ def _edit_width(w: _Work) -> str | None:
     return f"width {value}->{new} (x{factor:g}{'' if joint or len(targets) == 1 else ', one layer'})"
 
 
-def _scaled_expr(expr: ast.expr, factor: float) -> ast.expr:
-    """`E` -> `max(1, int(E * f))`, folding into an earlier scaling of the same kind."""
+def _scaled_expr(expr: ast.expr, factor: float) -> tuple[ast.expr, ast.expr, float]:
+    """`E` -> `max(1, int(E * f))`, folding into an earlier scaling of the same kind: (new, E, f)."""
     base, old = expr, 1.0
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "max" \
             and len(expr.args) == 2 and isinstance(expr.args[1], ast.Call):
@@ -1017,10 +1035,12 @@ def _scaled_expr(expr: ast.expr, factor: float) -> ast.expr:
             base, old = inner.left, float(inner.right.value)
     new = round(old * factor, 4)
     if new == 1:
-        return copy.deepcopy(base)
-    product = ast.BinOp(left=copy.deepcopy(base), op=ast.Mult(), right=ast.Constant(new))
-    return ast.Call(func=ast.Name("max", ast.Load()), keywords=[],
-                    args=[ast.Constant(1), ast.Call(func=ast.Name("int", ast.Load()), args=[product], keywords=[])])
+        return copy.deepcopy(base), base, new
+    constant = ast.Constant(int(new) if new.is_integer() else new)
+    product = ast.BinOp(left=copy.deepcopy(base), op=ast.Mult(), right=constant)
+    scaled = ast.Call(func=ast.Name("max", ast.Load()), keywords=[],
+                      args=[ast.Constant(1), ast.Call(func=ast.Name("int", ast.Load()), args=[product], keywords=[])])
+    return scaled, base, new
 
 
 def _edit_width_expr(w: _Work) -> str | None:
@@ -1038,8 +1058,9 @@ def _edit_width_expr(w: _Work) -> str | None:
     for call, spec in groups[key]:
         arg = _get_arg(call, *spec)
         assert arg is not None
-        _set_arg(call, *spec, _scaled_expr(arg, factor))
-    return f"width {ast.unparse(arg)} x{factor:g}"
+        new, base, total = _scaled_expr(arg, factor)
+        _set_arg(call, *spec, new)
+    return f"width {ast.unparse(base)} x{factor:g}" + (f" (now x{total:g})" if total != factor else "")
 
 
 def _compensate(call: ast.Call, family: str, delta: int) -> str | None:
@@ -1057,9 +1078,8 @@ def _compensate(call: ast.Call, family: str, delta: int) -> str | None:
     if isinstance(pad, ast.Constant) and isinstance(pad.value, str):
         return ""
     leaves = [n for n in ast.walk(pad) if isinstance(n, ast.Constant)]
-    if not leaves or any(type(n.value) is not int or n.value + shift < 0 for n in leaves) \
-            or any(not isinstance(n, (ast.Constant, ast.Tuple, ast.List)) for n in ast.walk(pad)
-                   if not isinstance(n, ast.expr_context)):
+    literal = all(isinstance(n, (ast.Constant, ast.Tuple, ast.List, ast.expr_context)) for n in ast.walk(pad))
+    if not literal or not leaves or any(type(n.value) is not int or n.value + shift < 0 for n in leaves):
         return None
     old = leaves[0].value
     for n in leaves:
@@ -1152,7 +1172,8 @@ def _layer_actions(w: _Work) -> list[Action]:
     for i, stmt in enumerate(stmts):
         if _self_update(stmt) and _has_layer(w, stmt):
             actions.append(lambda i=i: _duplicate_statement(w, stmts, i))
-            if layered >= 2:
+            # Without a tracer (haiku), only statements that build no layer are surely width-preserving.
+            if layered >= 2 and (w.kind != "haiku" or not any(_ctor(n, w.aliases) for n in ast.walk(stmt))):
                 actions.append(lambda i=i: _remove_statement(w, stmts, i))
         if isinstance(stmt, ast.For) and isinstance(stmt.iter, (ast.Tuple, ast.List)) and _has_layer(w, stmt):
             for j in range(len(stmt.iter.elts)):
@@ -1183,12 +1204,12 @@ def _duplicate_statement(w: _Work, stmts: list[ast.stmt], i: int) -> str:
             copied.targets[0].attr = fresh  # type: ignore[attr-defined]
             init.body.insert(init.body.index(assigns[name]) + 1, copied)
     stmts.insert(i + 1, new)
-    return f"duplicate layer `{_short(stmts[i])}`"
+    return f"duplicate `{_short(stmts[i])}`"
 
 
 def _remove_statement(w: _Work, stmts: list[ast.stmt], i: int) -> str:
     removed = stmts.pop(i)
-    return f"remove layer `{_short(removed)}`"
+    return f"remove `{_short(removed)}`"
 
 
 def _short(node: ast.AST) -> str:
@@ -1227,11 +1248,11 @@ def _sequence_step(elts: list[ast.expr], j: int, duplicate: bool) -> str | None:
     item = _short(elts[j])
     if duplicate:
         elts.insert(j + 1, copy.deepcopy(elts[j]))
-        return f"duplicate layer `{item}`"
+        return f"duplicate `{item}`"
     if len(elts) < 2:
         return None
     del elts[j]
-    return f"remove layer `{item}`"
+    return f"remove `{item}`"
 
 
 def _terms(node: ast.expr) -> list[ast.expr]:
@@ -1290,11 +1311,23 @@ def _edit_insert(w: _Work) -> str | None:
         site = w.rng.choice(sites)
         dense = site.func
         assert isinstance(dense, ast.Call)
-        layer = ast.Call(func=ast.Call(func=copy.deepcopy(dense.func), args=[ast.Constant(width)], keywords=[]),
-                         args=[site.args[0]], keywords=[])
-        site.args[0] = ast.Call(func=act, args=[layer], keywords=[])
+        layer = ast.Call(func=copy.deepcopy(dense.func), args=[ast.Constant(width)], keywords=[])
+        _insert_before(body, site, lambda x: ast.Call(func=act, args=[ast.Call(layer, [x], [])], keywords=[]))
         return f"insert dense {width}"
     return _insert_torch(w, body, act, width)
+
+
+def _insert_before(body: ast.FunctionDef, site: ast.Call, wrap: Callable[[ast.expr], ast.expr]) -> None:
+    """Feed `site` through `wrap`: as a statement `v = wrap(v)` before it where its input is a variable
+    of the body's top level, else inline."""
+    arg = site.args[0]
+    for k, stmt in enumerate(body.body):
+        if isinstance(arg, ast.Name) and not isinstance(stmt, (ast.For, ast.While, ast.If, ast.With)) \
+                and any(n is site for n in ast.walk(stmt)):
+            new = ast.Assign(targets=[ast.Name(arg.id, ast.Store())], value=wrap(ast.Name(arg.id, ast.Load())))
+            body.body.insert(k, new)
+            return
+    site.args[0] = wrap(arg)
 
 
 def _insert_torch(w: _Work, body: ast.FunctionDef, act: ast.expr, width: int) -> str | None:
@@ -1316,9 +1349,8 @@ def _insert_torch(w: _Work, body: ast.FunctionDef, act: ast.expr, width: int) ->
     layer = ast.Call(func=copy.deepcopy(old.func), args=[copy.deepcopy(in_arg), ast.Constant(width)], keywords=[])
     stmt = ast.Assign(targets=[ast.Attribute(ast.Name("self", ast.Load()), fresh, ast.Store())], value=layer)
     init.body.insert(init.body.index(assigns[name]), stmt)
-    inner = ast.Call(func=ast.Attribute(ast.Name("self", ast.Load()), fresh, ast.Load()), args=[site.args[0]],
-                     keywords=[])
-    site.args[0] = ast.Call(func=act, args=[inner], keywords=[])
+    call = ast.Attribute(ast.Name("self", ast.Load()), fresh, ast.Load())
+    _insert_before(body, site, lambda x: ast.Call(func=act, args=[ast.Call(call, [x], [])], keywords=[]))
     return f"insert linear {width} before {name}"
 
 
@@ -1401,7 +1433,7 @@ def _cuts(w: _Work, a: ast.FunctionDef, b: ast.FunctionDef, snaps: tuple[list[di
         for j in range(ret_b + 1):
             theirs = _out_var(sb[:j]) if j else (_args(b) or [None])[0]
             suffix = sb[j:ret_b + 1]
-            if theirs is None or not any(_has_layer(w, s) for s in suffix):
+            if theirs is None or not any(_calls_layer(w, s) for s in suffix):
                 continue
             loaded = set().union(*(_names(s, ast.Load) for s in suffix))
             defined = set(_args(b)).union(*(_names(s, ast.Store) for s in sb[:j]))
@@ -1414,6 +1446,13 @@ def _cuts(w: _Work, a: ast.FunctionDef, b: ast.FunctionDef, snaps: tuple[list[di
                 continue
             out.append(_Cut(i, j, own, theirs))
     return out
+
+
+def _calls_layer(w: _Work, stmt: ast.stmt) -> bool:
+    """Whether a donor's statement applies a layer (for torch: calls one of the donor's submodules)."""
+    if w.kind == "torch":
+        return any(isinstance(n, ast.Call) and _self_attr(n.func) for n in ast.walk(stmt))
+    return _has_layer(w, stmt)
 
 
 def _renamable(suffix: list[ast.stmt], old: str, new: str) -> bool:
@@ -1456,7 +1495,7 @@ def _cross_splice(w: _Work, donor: _Program) -> str | None:
     a.body = head + _code(a.body)[:cut.i] + suffix
     if not _bring_names(w.tree, theirs):
         return None
-    return f"crossover with parent {donor.index} (its body from statement {cut.j + 1})"
+    return f"crossover: {cut.i} statement(s) of this parent, then parent {donor.index}'s from statement {cut.j + 1}"
 
 
 def _bring_layers(w: _Work, donor_cls: ast.AST, suffix: list[ast.stmt]) -> bool:
@@ -1636,7 +1675,7 @@ def _make_child(parents: list[_Program], task: str, temperature: float, edits: t
     code = _finish(w, parent)
     if code is None:
         return None
-    header = f"# mutation of parent {parent.index}: {', '.join(w.notes)}"
+    header = f"# mutation of parent {parent.index}: {'; '.join(w.notes)}"
     return _key(w.tree), f"{header}\n{code}\n"
 
 
@@ -1671,8 +1710,8 @@ def mutate(codes: list[str], task: str, num_samples: int, temperature: float = 1
             break
         try:
             made = _make_child(parents, task, temperature, edits, rng)
-        except (_Fail, ValueError, TypeError, AttributeError, IndexError, KeyError, AssertionError, RecursionError):
-            continue  # a parent this operator cannot edit this way: skip it, never fail the search
+        except Exception:  # a parent this operator cannot edit this way is skipped, never fatal
+            continue
         if made is not None and made[0] not in seen:
             seen.add(made[0])
             children.append(made[1])
@@ -1694,4 +1733,6 @@ class MutationLM(LanguageModel):
         self.edits = edits
 
     async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int) -> list[str]:
-        return mutate([e.code for e in prompt.examples], prompt.task, num_samples, temperature, seed, self.edits)
+        """Whole programs (not continuations); CPU-bound, so off the event loop."""
+        codes = [e.code for e in prompt.examples]
+        return await asyncio.to_thread(mutate, codes, prompt.task, num_samples, temperature, seed, self.edits)

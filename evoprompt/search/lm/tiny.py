@@ -1,51 +1,81 @@
-"""A tiny GPT-2-style model with random weights and a byte-level BPE tokenizer trained on the seed
-programs: a real `hf:` model for tests and offline machines, built in seconds, never downloaded."""
+"""Tiny causal LMs built here, never downloaded: for tests and offline machines.
+
+A byte-level BPE tokenizer is trained on the given corpus (e.g. the seed programs) and a model is
+made from a config with random weights: GPT-2 style (learned absolute positions) or Llama style
+(rotary positions). Random weights never write code that parses, so `train_steps` can train the
+model briefly on random windows of the corpus; with rotary positions what it learns holds at any
+position of a prompt, and after ~150 steps it writes programs that parse and train.
+"""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
+EOT = "<|endoftext|>"
 
-def build_tiny_model(out_dir: Path, corpus: list[str], *, vocab_size: int = 512, layers: int = 2,
-                     width: int = 64, context: int = 1024, seed: int = 0, train_steps: int = 0) -> Path:
-    """Write a loadable model folder (config, weights, tokenizer) to `out_dir`; returns it.
 
-    With `train_steps` > 0 the random weights are first trained a little on `corpus`, enough for the
-    model to write Python that often parses (so a test's pipeline gets evaluable children)."""
+def build_tiny_model(out_dir: Path, corpus: list[str], *, arch: str = "gpt2", vocab_size: int = 512,
+                     layers: int = 2, width: int = 64, context: int = 1024, seed: int = 0,
+                     train_steps: int = 0, window: int = 128, lr: float = 3e-3) -> Path:
+    """Write a loadable model folder (config, weights, tokenizer) to `out_dir`; returns it."""
     import torch
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     out_dir.mkdir(parents=True, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                        unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    bpe.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1, special_tokens=[EOT])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOT, eos_token=EOT, unk_token=EOT,
+                                        pad_token=EOT)
     tokenizer.save_pretrained(str(out_dir))
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=context, n_embd=width, n_layer=layers, n_head=2,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    model = GPT2LMHeadModel(config)
+    model = _make_model(arch, len(tokenizer), tokenizer.eos_token_id, layers, width, context)
     if train_steps:
-        _pretrain(model, tokenizer, corpus, train_steps, context)
+        _train_on_windows(model, tokenizer, corpus, train_steps, window, lr, seed)
     model.save_pretrained(str(out_dir))
     return out_dir
 
 
-def _pretrain(model: Any, tokenizer: Any, corpus: list[str], steps: int, context: int) -> None:
+def _make_model(arch: str, vocab: int, eos: int, layers: int, width: int, context: int) -> Any:
+    if arch == "gpt2":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=context, n_embd=width, n_layer=layers,
+                                          n_head=2, bos_token_id=eos, eos_token_id=eos))
+    if arch == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        return LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=width, intermediate_size=2 * width,
+                                            num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+                                            max_position_embeddings=context, bos_token_id=eos, eos_token_id=eos,
+                                            pad_token_id=eos))
+    raise ValueError(f"unknown tiny architecture {arch!r}; use gpt2 or llama")
+
+
+def _train_on_windows(model: Any, tokenizer: Any, corpus: list[str], steps: int, window: int, lr: float,
+                      seed: int) -> None:
+    """Next-token training on random windows of the shuffled corpus, 4 windows a step."""
     import torch
 
-    ids = [tokenizer(text).input_ids[: context] for text in corpus]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    rng = random.Random(seed)
+    streams = []
+    for _ in range(8):
+        order = corpus[:]
+        rng.shuffle(order)
+        streams.append(tokenizer("\n\n".join(order * 2)).input_ids)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
-    for step in range(steps):
-        batch = [ids[(step * 4 + i) % len(ids)] for i in range(4)]
-        width = max(len(x) for x in batch)
-        pad = tokenizer.pad_token_id
-        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in batch])
-        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in batch])
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=input_ids.masked_fill(mask == 0, -100)).loss
+    for _ in range(steps):
+        batch = []
+        for _ in range(4):
+            ids = rng.choice(streams)
+            start = rng.randrange(0, max(1, len(ids) - window))
+            batch.append(ids[start:start + window])
+        width = min(len(b) for b in batch)
+        x = torch.tensor([b[:width] for b in batch])
+        loss = model(input_ids=x, labels=x).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

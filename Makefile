@@ -34,7 +34,7 @@ images: $(STAMP)
 serve: setup
 	$(BIN)/evoprompt serve
 
-## demo: evaluate the shipped seed programs through an embedded evaluator
+## demo: a short EvoPrompting search on MNIST-1D with an embedded evaluator, then its report
 demo: setup
 	$(BIN)/python -m evoprompt.demo
 

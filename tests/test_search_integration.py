@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import pytest
 from evoprompt.search.config import SearchConfig
 from evoprompt.search.lm.hf import HuggingFaceLM
 from evoprompt.search.lm.tiny import build_tiny_model
-from evoprompt.search.prompt import Example, build_prompt, metrics_docstring
+from evoprompt.search.prompt import Example, build_prompt, metrics_docstring, split_program
 from evoprompt.search.report import summarize
 from evoprompt.search.runner import run_search
 from evoprompt.search.store import RunStore
@@ -48,18 +50,36 @@ def test_random_gpt2_samples_and_its_soft_prompt_tunes(tmp_path):
     assert asyncio.run(again.generate(prompt, 3, 0.8, seed=1)) == second
 
 
+def prompt_format_texts() -> list[str]:
+    """Prompts from pairs of seeds, each followed by the body of the logistic or MLP seed: enough
+    training for a tiny model to write programs that parse and train (random weights never do)."""
+    rng = random.Random(0)
+    texts = []
+    for a, b in itertools.permutations(TORCH_SEEDS, 2):
+        for target in (s for s in TORCH_SEEDS if s.name in ("logistic", "mlp")):
+            examples = [Example(a.code, rng.randrange(400, 16000), rng.random()),
+                        Example(b.code, rng.randrange(400, 16000), rng.random())]
+            body = split_program(target.code, "mnist1d")[2].rstrip()
+            texts.append(f"{build_prompt(examples, 'mnist1d').text}{body}\n\n\n")
+    return texts
+
+
 def test_hf_pipeline_end_to_end(tmp_path):
-    """sample -> filter invalid code -> evaluate -> select -> prompt-tune -> sample with the soft prompt."""
-    corpus = [f"{metrics_docstring(1000, 0.5)}\n{s.code}" for s in TORCH_SEEDS]
-    path = build_tiny_model(tmp_path / "llama", corpus, arch="llama", train_steps=150)
+    """sample -> filter invalid code -> evaluate -> select -> prompt-tune -> sample with the soft prompt.
+
+    The tiny model writes mostly the logistic seed's body (evaluated OK once, then duplicates) and junk
+    (invalid). With the paper's alpha the weak child is dropped from selection, the seeds stay the
+    parents, and the child, evaluated but not chosen, is what the soft prompt is tuned on."""
+    path = build_tiny_model(tmp_path / "llama", [s.code for s in TORCH_SEEDS], arch="llama",
+                            train_texts=prompt_format_texts(), train_steps=200)
     lm = HuggingFaceLM(f"hf:{path}", max_new_tokens=200)
-    config = SearchConfig(task="mnist1d", framework="torch", lm=lm.spec, rounds=2, prompts=2, samples=6,
-                          parents=2, max_steps=30, alpha=0.95, seed=3)
+    config = SearchConfig(task="mnist1d", framework="torch", lm=lm.spec, rounds=2, prompts=2, samples=16,
+                          parents=2, max_steps=30, seed=3)
     run_search(config, tmp_path / "run", lm=lm, progress=False)
     store = RunStore(tmp_path / "run" / "run.sqlite3")
     children = store.candidates("kind='child'")
     states = {c.state for c in children}
-    assert len(children) == 2 * 2 * 6 and "invalid" in states and "evaluated" in states
+    assert len(children) == 2 * 2 * 16 and "invalid" in states and "evaluated" in states
     ok_round1 = store.candidates("round=1 AND status='OK'")
     assert ok_round1, "the tiny LM wrote no program that trained"
     (r1, r2) = store.rounds()
@@ -67,7 +87,7 @@ def test_hf_pipeline_end_to_end(tmp_path):
     assert losses[-1] < losses[0], losses  # prompt-tuning lowered its own loss
     assert Path(r1["soft_prompt"]).joinpath("adapter_config.json").exists()
     assert r2["soft_prompt"] is None  # no tuning after the last round
-    assert lm.sampled_with_soft_prompt == [False, False, True, True]  # round 2 sampled with it
+    assert lm.sampled_with_soft_prompt == [False] * 2 + [True] * 2  # round 2 sampled with it
 
 
 def run_cli(args: list[str], **kw) -> subprocess.CompletedProcess:

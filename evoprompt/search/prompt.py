@@ -105,6 +105,16 @@ def build_prompt(examples: list[Example], task: str) -> Prompt:
                   target_val_accuracy=accuracy, preamble=preamble, opening=opening)
 
 
+def _until_dedent(continuation: str) -> str:
+    """A continuation of the opening line ends where a line starts at column 0 again (the usual stop
+    rule of code completion: the definition is over and the model has moved on)."""
+    lines = continuation.split("\n")
+    for i, line in enumerate(lines[1:], 1):
+        if line and not line[0].isspace():
+            return "\n".join(lines[:i])
+    return continuation
+
+
 def program_from_output(prompt: Prompt, output: str) -> str:
     """The candidate program an LM output stands for.
 
@@ -120,9 +130,12 @@ def program_from_output(prompt: Prompt, output: str) -> str:
     cut = text.find(METRICS_PREFIX.rstrip())
     if cut != -1:
         text = text[:cut]
-    if anchor_for(prompt.task).search(text):
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    if first[:1].isspace() or not anchor_for(prompt.task).search(text):
+        # a continuation of the opening line: it ends where the definition does
+        text = _until_dedent(text)
+        program = f"{prompt.preamble}{prompt.opening}{'' if text.startswith(chr(10)) else chr(10)}{text}"
+    else:  # a whole program
         missing = [line for line in prompt.preamble.splitlines() if line not in text]
         program = "\n".join(missing) + ("\n" if missing else "") + text
-    else:
-        program = f"{prompt.preamble}{prompt.opening}{'' if text.startswith(chr(10)) else chr(10)}{text}"
     return program.rstrip() + "\n"

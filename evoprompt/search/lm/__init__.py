@@ -12,7 +12,7 @@ from .base import LanguageModel, LMConfigError, LMError, TuneReport
 
 def make_lm(spec: str, **options: object) -> LanguageModel:
     spec = spec.strip()
-    if spec == "mutation":
+    if spec == "mutation" or spec.startswith("mutation:"):
         from .mutation import MutationLM
 
         return MutationLM(spec)

@@ -1,10 +1,10 @@
 """Tiny causal LMs built here, never downloaded: for tests and offline machines.
 
-A byte-level BPE tokenizer is trained on the given corpus (e.g. the seed programs) and a model is
-made from a config with random weights: GPT-2 style (learned absolute positions) or Llama style
-(rotary positions). Random weights never write code that parses, so `train_steps` can train the
-model briefly on random windows of the corpus; with rotary positions what it learns holds at any
-position of a prompt, and after ~150 steps it writes programs that parse and train.
+A byte-level BPE tokenizer is trained on a corpus (e.g. the seed programs) and a model is made from
+a config with random weights: GPT-2 style (learned absolute positions) or Llama style (rotary
+positions). Random weights never write code that parses; `train_texts` trains the model briefly
+on the ends of those texts (e.g. prompts in the search's format followed by a program's body), so
+that it writes programs that parse and train, as a real code model would.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ EOT = "<|endoftext|>"
 
 def build_tiny_model(out_dir: Path, corpus: list[str], *, arch: str = "gpt2", vocab_size: int = 512,
                      layers: int = 2, width: int = 64, context: int = 1024, seed: int = 0,
-                     train_steps: int = 0, window: int = 128, lr: float = 3e-3) -> Path:
+                     train_texts: list[str] | None = None, train_steps: int = 200, window: int = 256,
+                     lr: float = 3e-3) -> Path:
     """Write a loadable model folder (config, weights, tokenizer) to `out_dir`; returns it."""
     import torch
     from tokenizers import ByteLevelBPETokenizer
@@ -32,8 +33,8 @@ def build_tiny_model(out_dir: Path, corpus: list[str], *, arch: str = "gpt2", vo
     tokenizer.save_pretrained(str(out_dir))
     torch.manual_seed(seed)
     model = _make_model(arch, len(tokenizer), tokenizer.eos_token_id, layers, width, context)
-    if train_steps:
-        _train_on_windows(model, tokenizer, corpus, train_steps, window, lr, seed)
+    if train_texts:
+        _train_on_endings(model, tokenizer, train_texts, train_steps, window, lr, seed)
     model.save_pretrained(str(out_dir))
     return out_dir
 
@@ -54,27 +55,19 @@ def _make_model(arch: str, vocab: int, eos: int, layers: int, width: int, contex
     raise ValueError(f"unknown tiny architecture {arch!r}; use gpt2 or llama")
 
 
-def _train_on_windows(model: Any, tokenizer: Any, corpus: list[str], steps: int, window: int, lr: float,
+def _train_on_endings(model: Any, tokenizer: Any, texts: list[str], steps: int, window: int, lr: float,
                       seed: int) -> None:
-    """Next-token training on random windows of the shuffled corpus, 4 windows a step."""
+    """Next-token training on the last `window` tokens of the texts, 4 texts a step."""
     import torch
 
     rng = random.Random(seed)
-    streams = []
-    for _ in range(8):
-        order = corpus[:]
-        rng.shuffle(order)
-        streams.append(tokenizer("\n\n".join(order * 2)).input_ids)
+    endings = [tokenizer(text).input_ids[-window:] for text in texts]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     for _ in range(steps):
-        batch = []
-        for _ in range(4):
-            ids = rng.choice(streams)
-            start = rng.randrange(0, max(1, len(ids) - window))
-            batch.append(ids[start:start + window])
+        batch = [rng.choice(endings) for _ in range(4)]
         width = min(len(b) for b in batch)
-        x = torch.tensor([b[:width] for b in batch])
+        x = torch.tensor([b[-width:] for b in batch])
         loss = model(input_ids=x, labels=x).loss
         optimizer.zero_grad()
         loss.backward()

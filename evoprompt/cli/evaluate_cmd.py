@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=0.0, help="wall-clock limit of the evaluation, seconds")
     p.add_argument("--backend", choices=["auto", "docker", "process"], default="auto",
                    help="embedded server's sandbox (auto: docker when its images are built)")
+    p.add_argument("--token", default=os.environ.get("EVOPROMPT_TOKEN"),
+                   help="bearer token of the evaluator (default: EVOPROMPT_TOKEN)")
+    p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA certificate: talk TLS to --evaluator")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(run=run)
 
@@ -69,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
                 overrides = {"timeout": args.timeout} if args.timeout > 0 else {}
                 endpoint = stack.enter_context(embedded_evaluator(args.backend, **overrides))
-            client = stack.enter_context(EvaluatorClient(endpoint))
+            tls = {"tls": True, "root_certificates": args.tls_ca.read_bytes()} if args.tls_ca and args.evaluator else {}
+            client = stack.enter_context(EvaluatorClient(endpoint, token=args.token if args.evaluator else None,
+                                                         **tls))
             result = client.evaluate(args.task, args.framework, code, max_steps=args.max_steps, seed=args.seed,
                                      timeout_seconds=args.timeout)
     except EvaluatorError as exc:

@@ -24,6 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpus", type=float, default=None, help="CPUs of one sandbox (default 1)")
     p.add_argument("--runtime", default=None, help="Docker runtime for sandboxes, e.g. runsc (gVisor)")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    p.add_argument("--token", default=None,
+                   help="require this bearer token on every call (or EVOPROMPT_TOKEN; health checks stay open)")
+    p.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve TLS only (with --tls-key)")
+    p.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     p.add_argument("--home", default=None, help="folder for the result store and job files")
     p.add_argument("--config", type=Path, default=None, help="TOML file with an [evaluator] table")
     p.set_defaults(run=run)
@@ -35,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from evoprompt.evaluator.settings import load_settings
 
     names = ["host", "port", "backend", "slots", "timeout", "queue_capacity", "gpus", "slots_per_gpu",
-             "memory_gb", "cpus", "runtime", "home", "metrics_port"]
+             "memory_gb", "cpus", "runtime", "home", "metrics_port", "token", "tls_cert", "tls_key"]
     try:
         settings = load_settings(args.config, {n: getattr(args, n) for n in names})
         server = EvaluatorServer(settings).start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from evoprompt.sdk.proto import evaluator_pb2 as pb
 from evoprompt.sdk.proto import evaluator_pb2_grpc as pb_grpc
 
+from .auth import BearerTokenInterceptor
 from .metrics import Metrics
 from .sandbox import Sandbox, make_sandbox
 from .scheduler import Scheduler
@@ -29,8 +31,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Evaluator"].full_name
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
-def create_grpc_server(max_workers: int) -> grpc.Server:
-    """Thread pool, message size and concurrency cap in one place; overflow gets RESOURCE_EXHAUSTED."""
+def create_grpc_server(max_workers: int, token: str = "") -> grpc.Server:
+    """Thread pool, message size, concurrency cap (overflow gets RESOURCE_EXHAUSTED) and auth in one place."""
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="evoprompt-rpc"),
         options=[
@@ -41,6 +43,7 @@ def create_grpc_server(max_workers: int) -> grpc.Server:
             ("grpc.keepalive_permit_without_calls", 1),
         ],
         maximum_concurrent_rpcs=max_workers,
+        interceptors=[BearerTokenInterceptor(token)] if token else [],
     )
 
 
@@ -84,7 +87,7 @@ class EvaluatorServer:
             self.sandbox, self._store, slots=slots, queue_capacity=s.queue_capacity,
             work_dir=s.work_dir, limits=s.limits,
         )
-        server = create_grpc_server(max_workers=2 * (s.queue_capacity + len(slots)) + 32)
+        server = create_grpc_server(max_workers=2 * (s.queue_capacity + len(slots)) + 32, token=s.token)
         self._metrics = Metrics(self._scheduler.load)
         if s.metrics_port:
             self.metrics_port = self._metrics.serve(s.host, s.metrics_port)
@@ -94,7 +97,12 @@ class EvaluatorServer:
         for name in ("", SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        address = f"{s.host}:{s.port}"
+        if s.tls_cert:
+            credentials = grpc.ssl_server_credentials([(Path(s.tls_key).read_bytes(), Path(s.tls_cert).read_bytes())])
+            self.port = server.add_secure_port(address, credentials)
+        else:
+            self.port = server.add_insecure_port(address)
         if not self.port:
             raise OSError(f"cannot listen on {s.host}:{s.port}")
         server.start()

@@ -33,6 +33,9 @@ class EvaluatorSettings:
     runtime: str = ""  # docker runtime, e.g. runsc (gVisor)
     home: Path = field(default_factory=default_home)
     metrics_port: int = 0  # 0: no Prometheus endpoint
+    token: str = ""  # bearer token every call must carry (health checks excepted); "" = open
+    tls_cert: str = ""  # PEM certificate chain; with tls_key, the port speaks TLS only
+    tls_key: str = ""
 
     @property
     def store_path(self) -> Path:
@@ -93,6 +96,8 @@ def load_settings(config: Path | None = None, overrides: dict[str, Any] | None =
         raise ValueError(f"backend must be 'docker' or 'process', not {settings.backend!r}")
     if settings.slots < 1 or settings.slots_per_gpu < 1 or settings.queue_capacity < 1:
         raise ValueError("slots, slots_per_gpu and queue_capacity must be at least 1")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ValueError("TLS needs both tls_cert and tls_key")
     if settings.timeout <= 0:
         raise ValueError("timeout must be positive")
     return settings

@@ -49,6 +49,12 @@ def _family(endpoint: str) -> str:
         return "name"
 
 
+def auth_metadata(metadata: object, token: str | None) -> tuple[tuple[str, str], ...]:
+    """Call metadata, with the bearer token when one is given."""
+    items = tuple(metadata)  # type: ignore[call-overload]
+    return items + ((("authorization", f"Bearer {token}"),) if token else ())
+
+
 def channel_options() -> list[tuple[str, object]]:
     config = {"loadBalancingConfig": [{"round_robin": {}}]}
     return [

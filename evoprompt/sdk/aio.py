@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
-from ._policy import RetryPolicy, absolute, channel_options, normalize_target, remaining
+from ._policy import RetryPolicy, absolute, auth_metadata, channel_options, normalize_target, remaining
 from .client import MAX_BATCH, with_request_ids
 from .errors import EvaluatorError, EvaluatorUnavailableError, from_rpc_error
 from .proto import evaluator_pb2 as pb
@@ -28,12 +28,19 @@ class AsyncEvaluatorClient:
         timeout: float | None = 30.0,
         retry: RetryPolicy | None = None,
         metadata: Sequence[tuple[str, str]] = (),
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
     ) -> None:
         self.target = normalize_target(target)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self._metadata = tuple(metadata)
-        self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
+        self._metadata = auth_metadata(metadata, token)
+        if tls or root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.aio.secure_channel(self.target, credentials, options=channel_options())
+        else:
+            self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = pb_grpc.EvaluatorStub(self._channel)
 
     async def _call(self, fn: Callable[..., Awaitable[T]], request: Any, timeout: float | None) -> T:

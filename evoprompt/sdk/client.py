@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ._policy import RetryPolicy, absolute, channel_options, normalize_target, remaining
+from ._policy import RetryPolicy, absolute, auth_metadata, channel_options, normalize_target, remaining
 from .errors import EvaluatorError, EvaluatorUnavailableError, from_rpc_error
 from .proto import evaluator_pb2 as pb
 from .proto import evaluator_pb2_grpc as pb_grpc
@@ -44,14 +44,23 @@ class EvaluatorClient:
         timeout: float | None = 30.0,
         retry: RetryPolicy | None = None,
         metadata: Sequence[tuple[str, str]] = (),
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
     ) -> None:
         """`target`: "host:port", "a:p,b:p" (round-robin) or a gRPC URI such as dns:///name:port.
-        `timeout`: deadline of the quick calls (list_tasks, server_info, cancel)."""
+        `timeout`: deadline of the quick calls (list_tasks, server_info, cancel). `token`: the
+        server's bearer token. `tls` / `root_certificates` (PEM bytes of the CA; None: the system's):
+        talk TLS."""
         self.target = normalize_target(target)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self._metadata = tuple(metadata)
-        self._channel = grpc.insecure_channel(self.target, options=channel_options())
+        self._metadata = auth_metadata(metadata, token)
+        if tls or root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(self.target, credentials, options=channel_options())
+        else:
+            self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = pb_grpc.EvaluatorStub(self._channel)
 
     # -- plumbing ------------------------------------------------------------------------------

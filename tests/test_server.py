@@ -49,12 +49,13 @@ def test_full_queue_answers_resource_exhausted_with_a_message(fake_server):
         for t in threads:  # one runs (held at the gate), two wait in the queue
             t.start()
         assert sandbox.started.acquire(timeout=10)
-        for _ in range(100):
+        for _ in range(1200):  # the three callers may be slow to arrive on a busy machine
             if client.server_info().queued == 2:
                 break
             threading.Event().wait(0.05)
+        assert client.server_info().queued == 2
         with pytest.raises(QueueFullError, match="queue is full"):
-            client.evaluate("mnist1d", "torch", "# 4\nclass Model: pass", max_steps=5)
+            client.evaluate("mnist1d", "torch", "# 4\nclass Model: pass", max_steps=5, timeout=30)
         with pytest.raises(QueueFullError):  # a batch is admitted whole or not at all
             list(client.evaluate_many([EvaluationRequest("mnist1d", "torch", "# 5\nclass Model: pass")],
                                       batch_size=1))

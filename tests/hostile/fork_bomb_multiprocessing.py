@@ -1,0 +1,16 @@
+# expect: TIMEOUT fork bomb through multiprocessing (fork start method): every Process starts more
+# Processes forever, ignoring failures (pids limit 256).
+import multiprocessing as mp
+import time
+
+
+def bomb():
+    ctx = mp.get_context("fork")
+    while True:
+        try:
+            ctx.Process(target=bomb).start()
+        except Exception:  # noqa: BLE001
+            time.sleep(0.05)
+
+
+bomb()

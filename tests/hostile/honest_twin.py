@@ -1,0 +1,20 @@
+# expect: OK the honest reference model that the forging programs wrap (same Model, no tricks)
+# The forge_* programs define exactly this Model; their reported accuracy must not beat this one's.
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 25, kernel_size=5, stride=2, padding=1)
+        self.conv2 = nn.Conv1d(25, 25, kernel_size=3, stride=2, padding=1)
+        self.conv3 = nn.Conv1d(25, 25, kernel_size=3, stride=2, padding=1)
+        self.linear = nn.Linear(125, 10)
+
+    def forward(self, x):
+        h = x.view(-1, 1, x.shape[-1])
+        h = torch.relu(self.conv1(h))
+        h = torch.relu(self.conv2(h))
+        h = torch.relu(self.conv3(h))
+        return self.linear(h.flatten(1))

@@ -1,0 +1,38 @@
+# expect: OK tries to write where the sandbox must not: /, /etc, /usr, /opt/venv, /opt/harness and
+# the harness package, /job and /job/input (including replacing candidate.py and data.npz), /sys,
+# /proc/sys. Every attempt must fail; raises if any succeeds.
+import os
+
+targets = ["/evil", "/etc/evil", "/usr/evil", "/opt/venv/evil", "/opt/venv/bin/python",
+           "/opt/harness/evil", "/opt/harness/evoprompt_harness/common.py", "/job/evil",
+           "/job/input/evil", "/job/input/candidate.py", "/job/input/data.npz", "/job/input/spec.json",
+           "/sys/evil", "/proc/sys/kernel/hostname"]
+written = []
+for path in targets:
+    try:
+        with open(path, "ab") as f:
+            f.write(b"")
+    except OSError:
+        continue
+    written.append(path)
+for path, fn in (("/job/input/data.npz", os.unlink), ("/opt/harness", lambda p: os.rename(p, p + ".x")),
+                 ("/job/input", lambda p: os.chmod(p, 0o777))):
+    try:
+        fn(path)
+    except OSError:
+        continue
+    written.append(f"{fn.__name__ if hasattr(fn, '__name__') else 'changed'} {path}")
+if written:
+    raise RuntimeError(f"wrote to places that must be read-only: {written}")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(40, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.net(x)

@@ -20,6 +20,8 @@ class Metrics:
                                ["status", "cached"], registry=self.registry)
         self.wall = Histogram("evoprompt_evaluation_wall_seconds", "Sandbox wall time of evaluations that ran",
                               ["status"], buckets=_BUCKETS, registry=self.registry)
+        self.queue_full = Counter("evoprompt_queue_full", "Submissions refused because the queue was full",
+                                  registry=self.registry)
         queued = Gauge("evoprompt_queued", "Evaluations waiting for a slot", registry=self.registry)
         running = Gauge("evoprompt_running", "Evaluations running in a sandbox", registry=self.registry)
         queued.set_function(lambda: load()[0])

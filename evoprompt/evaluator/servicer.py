@@ -12,9 +12,9 @@ from evoprompt.sdk.proto import evaluator_pb2 as pb
 from evoprompt.sdk.proto import evaluator_pb2_grpc as pb_grpc
 from evoprompt.sdk.types import EvaluationResult, Status
 
-from .errors import InvalidRequest, grpc_errors, grpc_stream_errors
+from .errors import InvalidRequest, QueueFull, grpc_errors, grpc_stream_errors
 from .metrics import Metrics
-from .scheduler import Scheduler
+from .scheduler import Scheduler, Ticket
 from .settings import EvaluatorSettings
 from .tasks import TASKS
 from .validation import MAX_CODE_BYTES, ValidRequest, validate
@@ -60,9 +60,17 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
             ]
         )
 
+    def _submit(self, requests: list[ValidRequest]) -> list[Ticket]:
+        try:
+            return self.scheduler.submit_many(requests)
+        except QueueFull:
+            if self.metrics is not None:
+                self.metrics.queue_full.inc()
+            raise
+
     @grpc_errors
     def Evaluate(self, request: pb.EvaluateRequest, context: grpc.ServicerContext) -> pb.EvaluateResponse:
-        ticket = self.scheduler.submit(self._validate(request))
+        (ticket,) = self._submit([self._validate(request)])
         context.add_callback(ticket.release)  # the caller went away: maybe nobody waits any more
         return self._answer(ticket.result())
 
@@ -87,7 +95,7 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
                     self._answer(EvaluationResult(request_id=item.request_id, status=Status.REJECTED,
                                                   message=str(exc), task=item.task, framework=item.framework))
                 )
-        tickets = self.scheduler.submit_many(valid)
+        tickets = self._submit(valid)
         for ticket in tickets:
             context.add_callback(ticket.release)
         yield from rejected

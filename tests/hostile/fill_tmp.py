@@ -1,6 +1,8 @@
-# expect: OK fills /tmp (a size-capped tmpfs) with 32 MiB files until ENOSPC (the
-# per-file fsize limit alone stops one file at 256 MiB), keeps the files, then trains
-# The tmpfs cap (256 MiB) must stop it with ENOSPC; if it takes more than 300 MiB, raise.
+# expect: RUNTIME_ERROR fills /tmp (a size-capped tmpfs) with 32 MiB files until ENOSPC (the per-file
+# fsize limit alone stops one file at 256 MiB) and keeps them. The tmpfs cap (256 MiB) must stop it
+# (raises if more than 300 MiB fit, which would be a COMPILE_ERROR). Training then fails because
+# the harness finds no usable temporary directory: the candidate broke its own scratch space, a
+# runtime error that names the cause (observed: "No usable temporary directory found").
 import errno
 import os
 

@@ -2,6 +2,7 @@
 # is a hard link to a file elsewhere in the output folder. The server must refuse files with more
 # than one link (a hard link could otherwise expose a file the server reads or deletes).
 import os
+from pathlib import Path
 
 import evoprompt_harness.common as common
 
@@ -15,7 +16,7 @@ def linked_predictions(output_dir, steps, val, test):
 
 def linked_weights(output_dir, params, state):
     os.makedirs("/job/output/elsewhere", exist_ok=True)
-    _real_w("/job/output/elsewhere", params, state)
+    _real_w(Path("/job/output/elsewhere"), params, state)
     os.link("/job/output/elsewhere/weights.npz", os.path.join(output_dir, "weights.npz"))
 
 

@@ -2,6 +2,7 @@
 # file next to it, weights.npz to a path that, read on the host, would be the host's /etc/passwd.
 # The server must refuse links rather than follow them.
 import os
+from pathlib import Path
 
 import evoprompt_harness.common as common
 
@@ -10,7 +11,7 @@ _real_p, _real_w = common.write_predictions, common.write_weights
 
 def linked_predictions(output_dir, steps, val, test):
     os.makedirs("/job/output/real", exist_ok=True)
-    _real_p("/job/output/real", steps, val, test)
+    _real_p(Path("/job/output/real"), steps, val, test)
     os.symlink("real/predictions.npz", os.path.join(output_dir, "predictions.npz"))
 
 

@@ -1,25 +1,31 @@
-# expect: OK tries to gain privileges: setuid(0), chroot, a new user namespace (unshare), mount,
-# ptrace of PID 1; reads its own capability sets, no_new_privs and seccomp state.
-# Raises if any attempt succeeds or the process holds any capability.
+# expect: OK tries to gain privileges: setuid(0), setgid(0), chroot, new user and mount namespaces
+# (unshare), mount, ptrace of PID 1 (the container's init, tini, which runs as the same nobody user);
+# reads its own capability sets, no_new_privs and seccomp state. Raises if anything succeeds.
+# weakness: status ptrace(PTRACE_ATTACH) of PID 1 succeeds (same uid, and Docker's default seccomp profile allows ptrace): a candidate can stop or steer tini, e.g. leave it stopped so the container only ends at the wall-clock limit (any failure becomes an uncached TIMEOUT that holds a slot for the full limit). Here it detaches cleanly and raises, so the observed status is COMPILE_ERROR
 import ctypes
 import os
 
+libc = ctypes.CDLL(None, use_errno=True)
 gained = []
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
 for label, fn in (("setuid(0)", lambda: os.setuid(0)), ("setgid(0)", lambda: os.setgid(0)),
-                  ("chroot", lambda: os.chroot("/tmp")),
-                  ("unshare(CLONE_NEWUSER)", lambda: os.unshare(os.CLONE_NEWUSER)),
-                  ("unshare(CLONE_NEWNS)", lambda: os.unshare(os.CLONE_NEWNS))):
+                  ("chroot", lambda: os.chroot("/tmp"))):
     try:
         fn()
-    except (OSError, AttributeError):
+    except OSError:
         continue
     gained.append(label)
-libc = ctypes.CDLL(None, use_errno=True)
+for label, flag in (("unshare(CLONE_NEWUSER)", CLONE_NEWUSER), ("unshare(CLONE_NEWNS)", CLONE_NEWNS),
+                    ("unshare(CLONE_NEWNET)", CLONE_NEWNET)):
+    if libc.unshare(flag) == 0:
+        gained.append(label)
 if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None) == 0:
     gained.append("mount")
-PTRACE_ATTACH = 16
+PTRACE_ATTACH, PTRACE_DETACH, WALL = 16, 17, 0x40000000
 if libc.ptrace(PTRACE_ATTACH, 1, None, None) == 0:
-    gained.append("ptrace(PID 1)")
+    gained.append("ptrace(PTRACE_ATTACH, PID 1)")
+    os.waitpid(1, WALL)  # the attach stop
+    libc.ptrace(PTRACE_DETACH, 1, None, None)  # resume it, so the container can still end normally
 with open("/proc/self/status") as f:
     status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
 for cap in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):

@@ -1,6 +1,6 @@
 # expect: OK looks for host secrets: the Docker and containerd sockets must be absent, and no file
-# the sandbox can read outside the image's own folders (/job, /tmp, /run, /var, /home, /root, /mnt,
-# /srv, /media, /proc/*/environ) may mention the server's EVOPROMPT_TEST_CANARY variable.
+# the sandbox can read under /job, /tmp, /run, /var, /home, /root, /mnt, /srv, /media or /etc may
+# mention the server's EVOPROMPT_TEST_CANARY variable (/etc/shadow must not hold a password hash).
 # Raises on any finding.
 import os
 
@@ -14,6 +14,8 @@ for top in ("/job", "/tmp", "/run", "/var", "/home", "/root", "/mnt", "/srv", "/
     for root, dirs, files in os.walk(top, onerror=lambda e: None):
         for name in files:
             path = os.path.join(root, name)
+            if path == "/job/input/candidate.py":  # this program's own text names the variable
+                continue
             try:
                 if os.path.getsize(path) > 64 << 20:
                     continue

@@ -3,6 +3,7 @@ queue. Real `evoprompt serve` processes, real containers; figures are printed.""
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import signal
@@ -195,3 +196,41 @@ def test_load_20_clients_x_20_requests_on_2_slots(tmp_path):
           f"statuses {dict(statuses)}; queue-full answers {rejected:.0f}; peak RSS of the test process (server "
           f"and clients) {max(peak_rss) / 1024:.0f} MiB")
 
+
+
+@pytest.mark.skipif(os.environ.get("EVOPROMPT_DOCKERD_RESTARTABLE") != "1",
+                    reason="restarts dockerd: only where this test run started it (.ci/run sets the variable)")
+def test_dockerd_restart_mid_run_ends_with_a_clear_error_and_the_server_recovers(tmp_path):
+    server = start_server(tmp_path, "docker", slots=1)
+    answers: list = []
+    try:
+        with EvaluatorClient(server.endpoint) as client:
+            caller = threading.Thread(target=lambda: answers.append(
+                client.evaluate("mnist1d", "torch", SLOW_OK.format(seconds=30) + f"# {uuid.uuid4().hex}\n",
+                                max_steps=5)))
+            caller.start()
+            wait_until(lambda: client.server_info().running == 1, 60)
+            time.sleep(2)  # the container is up
+            restart_dockerd()
+            caller.join(timeout=180)
+            assert answers, "the evaluation never ended"
+            broken = answers[0]
+            assert broken.status is Status.INTERNAL_ERROR, (broken.status, broken.message)
+            assert "lost the Docker engine" in broken.message and "retry" in broken.message, broken.message
+            after = client.evaluate("mnist1d", "torch", SLOW_OK.format(seconds=0) + f"# {uuid.uuid4().hex}\n",
+                                    max_steps=5)
+            assert after.status is Status.OK, after.message  # recovered without a restart of its own
+    finally:
+        server.stop()
+    print(f"\ndockerd restarted mid-run: the evaluation ended {broken.status.name}: {broken.message[:160]}")
+
+
+def restart_dockerd() -> None:
+    """Stop the dockerd this test run started and start it again with the same command line."""
+    pid = int(subprocess.run(["pgrep", "-xo", "dockerd"], capture_output=True, text=True, check=True).stdout)
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), 60)
+    with open("/tmp/evoprompt-dockerd-restarted.log", "ab") as log:
+        subprocess.Popen([a.decode() for a in argv], stdout=log, stderr=log, start_new_session=True)
+    wait_until(lambda: subprocess.run(["docker", "info"], capture_output=True).returncode == 0, 60)

@@ -126,6 +126,7 @@ class DockerSandbox(Sandbox):
 
     def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
         import docker.errors
+        import requests
 
         result = SandboxRun()
         started = time.monotonic()
@@ -147,10 +148,17 @@ class DockerSandbox(Sandbox):
         except docker.errors.DockerException as exc:
             result.infra_error = f"the Docker engine failed: {exc}"
             log.warning("docker failure in job %s: %s", job.job_id, exc)
+        except requests.exceptions.RequestException as exc:  # dockerd stopped or restarted under us
+            result.infra_error = (f"lost the Docker engine while the sandbox ran ({exc}); the evaluation did not "
+                                  "finish: retry it once dockerd answers again")
+            log.warning("lost the Docker engine in job %s: %s", job.job_id, exc)
         finally:
             result.wall_seconds = time.monotonic() - started
             if container is not None:
-                _remove(container)
+                try:
+                    _remove(container)
+                except Exception as exc:  # the engine is gone: the next start of the server reaps it
+                    log.warning("could not remove container of job %s: %s", job.job_id, exc)
         return result
 
     def _watch(self, container: Any, job: SandboxJob, cancel: threading.Event, result: SandboxRun) -> None:

@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.samples} samples, {args.max_steps} training steps each, LM {lm.spec}; run dir {run_dir}",
           flush=True)
     started = time.monotonic()
-    run_search(config, run_dir, lm=lm, backend=args.backend, slots=args.slots, progress=not args.no_progress)
+    try:
+        run_search(config, run_dir, lm=lm, backend=args.backend, slots=args.slots, progress=not args.no_progress)
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"demo: the search stopped: {exc}", file=sys.stderr)
+        return 1
     report = write_report(run_dir)
     summary = summarize(run_dir)
     print()

@@ -41,3 +41,12 @@ def test_cache_key_depends_on_every_input():
         keys.add(validate(**{**GOOD, **change}).cache_key("img:a"))
     assert len(keys) == 6
     assert validate(**{**GOOD, "timeout_seconds": 3}).cache_key("img:a") == base.cache_key("img:a")
+
+
+def test_a_relative_home_becomes_absolute(tmp_path, monkeypatch):
+    """Docker bind-mounts job folders from the home: a relative path would be taken for a volume name."""
+    from evoprompt.evaluator.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(overrides={"home": "runs/x/evaluator"})
+    assert settings.home == tmp_path / "runs" / "x" / "evaluator" and settings.work_dir.is_absolute()

@@ -67,7 +67,7 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         return tuple(str(i).strip() for i in items if str(i).strip())
     if isinstance(default, Path):
-        return Path(raw).expanduser()
+        return Path(raw).expanduser().resolve()  # bind mounts need absolute paths
     try:
         return type(default)(raw)
     except (TypeError, ValueError):

@@ -221,3 +221,13 @@ def test_async_client(serve):
     assert one.ok and one.num_params == 3
     assert len(many) == 5 and len({r.request_id for r in many}) == 5 and all(r.ok for r in many)
     assert info.backend == "a"
+
+
+def test_the_sdk_imports_only_grpc_and_protobuf():
+    import subprocess
+    import sys
+
+    code = ("import sys, evoprompt.sdk; heavy = {'torch', 'numpy', 'docker', 'jax', 'httpx', 'transformers'}; "
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

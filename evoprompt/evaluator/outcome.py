@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from evoprompt.sdk.types import Checkpoint, EvaluationResult, Status
 
-from .outputs import BadOutput, count_weights, read_predictions, read_result_record
+from .outputs import BadOutput, count_weights, directory_bytes, read_predictions, read_result_record
 from .sandbox.base import SandboxJob, SandboxRun
 from .scoring import score_classification
 from .validation import ValidRequest
@@ -45,15 +45,17 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str)
     if run.infra_error:
         return fail(Status.INTERNAL_ERROR, f"the evaluator could not run the sandbox: {run.infra_error}")
     if run.cancelled:
-        return fail(Status.CANCELLED, 
+        return fail(Status.CANCELLED,
                     f"cancelled after {run.wall_seconds:.1f} s (by a client, or its caller went away)")
     if run.timed_out:
         return fail(
             Status.TIMEOUT,
             f"killed after the wall-clock limit of {job.timeout:g} s; make the model cheaper or lower max_steps",
         )
-    if run.output_exceeded:
-        return fail(Status.OUTPUT_LIMIT, f"the sandbox wrote more than {limits.output_bytes // _MIB} MiB of output")
+    # checked again after the exit: writes in the watcher's last interval count too
+    if run.output_exceeded or directory_bytes(job.output_dir, limits.output_bytes) > limits.output_bytes:
+        return fail(Status.OUTPUT_LIMIT, f"the sandbox wrote more than {limits.output_bytes // _MIB} MiB of output "
+                    "(every file or folder counts at least 4 KiB)")
     if run.oom_killed:
         return fail(
             Status.OOM, f"killed for using more than its memory limit of {limits.memory_bytes / 1024**3:g} GiB"

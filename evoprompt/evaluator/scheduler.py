@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import uuid
 from collections import deque
@@ -25,6 +24,7 @@ from evoprompt.sdk.types import EvaluationResult, Status
 
 from .errors import QueueFull
 from .outcome import base_result, decide
+from .outputs import remove_tree
 from .sandbox.base import GpuShare, Limits, Sandbox, SandboxJob
 from .store import ResultStore
 from .validation import ValidRequest
@@ -207,7 +207,12 @@ class Scheduler:
                 job = self._queue.popleft()
                 job.running = True
                 self._running.add(job)
-            result = self._execute(job, slot)
+            try:
+                result = self._execute(job, slot)
+            except BaseException as exc:  # never lose a slot or leave a caller waiting
+                log.exception("job %s: unexpected failure", job.job_id)
+                result = replace(base_result(job.req, job.sandbox_id), status=Status.INTERNAL_ERROR,
+                                 message=f"the evaluator failed while running this job: {exc!r}")
             with self._lock:
                 self._running.discard(job)
                 self._finish_locked(job, result)
@@ -225,7 +230,7 @@ class Scheduler:
             return replace(base_result(job.req, job.sandbox_id), status=Status.INTERNAL_ERROR,
                            message=f"the evaluator failed while running this job: {exc}")
         finally:
-            shutil.rmtree(job_dir, ignore_errors=True)
+            remove_tree(job_dir)
 
     def _prepare(self, job: _Job, sj: SandboxJob) -> None:
         import json

@@ -1,5 +1,5 @@
-# expect: OK writes a fake predictions.npz (perfect-looking: every step, zeros), weights.npz and
-# result.json into /job/output at import time, then lets the honest model train.
+# expect: OK writes a fake predictions.npz (class 0 at steps 1..8999), a one-parameter weights.npz
+# and a result.json claiming accuracy 1.0 into /job/output at import time, then trains honestly.
 # twin: honest_twin
 # The harness overwrites them and the server scores only the files; the reported accuracy must not
 # beat the honest twin's, and the claimed val_accuracy 1.0 must not appear.

@@ -1,5 +1,6 @@
 # expect: TIMEOUT fork bomb through multiprocessing (fork start method): every Process starts more
-# Processes forever, ignoring failures (pids limit 256).
+# Processes forever, ignoring failures (pids limit 256). The children are forks that share their
+# parent's pages, so memory stays under the limit and nothing ever exits: observed TIMEOUT.
 import multiprocessing as mp
 import time
 

@@ -173,7 +173,7 @@ class DockerSandbox(Sandbox):
                 result.cancelled = True
             elif time.monotonic() > deadline:
                 result.timed_out = True
-            elif directory_bytes(job.output_dir) > job.limits.output_bytes:
+            elif directory_bytes(job.output_dir, job.limits.output_bytes) > job.limits.output_bytes:
                 result.output_exceeded = True
             if result.cancelled or result.timed_out or result.output_exceeded:
                 _kill(container)

@@ -100,7 +100,7 @@ class ProcessSandbox(Sandbox):
                         result.cancelled = True
                     elif time.monotonic() - started > job.timeout:
                         result.timed_out = True
-                    elif directory_bytes(job.output_dir) > limits.output_bytes:
+                    elif directory_bytes(job.output_dir, limits.output_bytes) > limits.output_bytes:
                         result.output_exceeded = True
                     if result.cancelled or result.timed_out or result.output_exceeded:
                         break

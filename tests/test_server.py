@@ -46,9 +46,10 @@ def test_full_queue_answers_resource_exhausted_with_a_message(fake_server):
     with EvaluatorClient(server.endpoint, retry=NO_RETRY) as client:
         threads = [threading.Thread(target=lambda i=i: answers.append(
             client.evaluate("mnist1d", "torch", f"# {i}\nclass Model: pass", max_steps=5))) for i in range(3)]
-        for t in threads:  # one runs (held at the gate), two wait in the queue
+        threads[0].start()  # it runs, held at the gate ...
+        assert sandbox.started.acquire(timeout=30)
+        for t in threads[1:]:  # ... and two wait in the queue
             t.start()
-        assert sandbox.started.acquire(timeout=10)
         for _ in range(1200):  # the three callers may be slow to arrive on a busy machine
             if client.server_info().queued == 2:
                 break

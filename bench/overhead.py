@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import tempfile
 import time
@@ -37,11 +36,7 @@ def bare_run(code: str, steps: int, seed: int) -> float:
         inp, out = Path(tmp) / "input", Path(tmp) / "output"
         inp.mkdir()
         out.mkdir()
-        spec = task.spec("torch", steps, seed)
-        spec["threads"] = 1  # what one evaluator slot gets (--cpus 1)
-        (inp / "spec.json").write_text(json.dumps(spec))
-        (inp / "candidate.py").write_text(code)
-        task.write_inputs(inp)
+        task.write_job(inp, "torch", code, steps, seed, threads=1)  # what one evaluator slot gets (--cpus 1)
         started = time.perf_counter()
         code_ = run_job(inp, out)
         elapsed = time.perf_counter() - started

@@ -233,16 +233,11 @@ class Scheduler:
             remove_tree(job_dir)
 
     def _prepare(self, job: _Job, sj: SandboxJob) -> None:
-        import json
-
         sj.input_dir.mkdir(parents=True)
-        spec = job.req.task.spec(job.req.framework, job.req.steps, job.req.seed)
-        spec["threads"] = max(1, int(self.limits.cpus))
-        if sj.gpu is not None:
-            spec["gpu_memory_fraction"] = sj.gpu.memory_fraction
-        (sj.input_dir / "spec.json").write_text(json.dumps(spec))
-        (sj.input_dir / "candidate.py").write_text(job.req.code, encoding="utf-8")
-        job.req.task.write_inputs(sj.input_dir)
+        req = job.req
+        req.task.write_job(sj.input_dir, req.framework, req.code, req.steps, req.seed,
+                           threads=max(1, int(self.limits.cpus)),
+                           gpu_memory_fraction=sj.gpu.memory_fraction if sj.gpu is not None else None)
         for path in [sj.job_dir, sj.input_dir, *sj.input_dir.iterdir()]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         self.sandbox.prepare_output_dir(sj)

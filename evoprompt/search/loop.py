@@ -31,7 +31,7 @@ from evoprompt.seeds import list_seeds
 
 from .config import SearchConfig
 from .lm.base import LanguageModel, LMConfigError, LMError
-from .prompt import Example, anchor_for, build_prompt, metrics_docstring, program_from_output
+from .prompt import Example, Prompt, anchor_for, build_prompt, metrics_docstring, program_from_output
 from .store import Candidate, RunStore
 
 log = logging.getLogger(__name__)
@@ -135,16 +135,17 @@ class Search:
         if list(self.store.prompts(t)):
             return
         rng = random.Random(f"{self.config.seed}:{t}:prompts")
-        by_id = {c.id: c for c in self.store.candidates(f"id IN ({','.join(map(str, parents_in))})")}
         for i in range(self.prompts_per_round):
-            chosen = rng.sample(list(parents_in), min(self.config.shots, len(parents_in)))
+            chosen = tuple(rng.sample(list(parents_in), min(self.config.shots, len(parents_in))))
             temperature = rng.choice(self.config.temperatures)
-            examples = [self._example(by_id[c]) for c in chosen]
-            self.store.plan_prompt(t, i, tuple(chosen), temperature, build_prompt(examples, self.config.task).text)
+            self.store.plan_prompt(t, i, chosen, temperature, self._prompt(chosen).text)
 
-    @staticmethod
-    def _example(c: Candidate) -> Example:
-        return Example(c.code, int(c.num_params or 0), float(c.val_accuracy or 0.0))
+    def _prompt(self, parents: tuple[int, ...]) -> Prompt:
+        """The prompt whose in-context examples are these candidates, in this order."""
+        by_id = self.store.by_ids(parents)
+        examples = [Example(by_id[p].code, int(by_id[p].num_params or 0), float(by_id[p].val_accuracy or 0.0))
+                    for p in parents]
+        return build_prompt(examples, self.config.task)
 
     async def _run_round(self, t: int, parents_in: tuple[int, ...]) -> None:
         self._plan(t, parents_in)
@@ -163,8 +164,7 @@ class Search:
         """Sample one prompt's children and store them; returns those to evaluate."""
         index, parents = row["prompt_index"], tuple(json.loads(row["parents"]))  # type: ignore[index]
         temperature = row["temperature"]  # type: ignore[index]
-        by_id = {c.id: c for c in self.store.candidates(f"id IN ({','.join(map(str, parents))})")}
-        prompt = build_prompt([self._example(by_id[p]) for p in parents], self.config.task)
+        prompt = self._prompt(parents)
         self.store.begin_generation(t, index)
         seed = int(sha256(f"{self.config.seed}:{t}:{index}")[:8], 16)
         try:
@@ -192,8 +192,7 @@ class Search:
         ids = self.store.add_generation(t, index, rows)
         self.counters.samples += len(rows)
         self._progress()
-        return [c for c in self.store.candidates(f"id IN ({','.join(map(str, ids))})") if c.state == "generated"] \
-            if ids else []
+        return [c for c in self.store.by_ids(ids).values() if c.state == "generated"]
 
     def _syntax_problem(self, code: str) -> str | None:
         """Programs that cannot be candidates are not sent to the evaluator (they count as samples)."""

@@ -161,6 +161,12 @@ class RunStore:
     def candidates(self, where: str = "1", args: tuple[Any, ...] = ()) -> list[Candidate]:
         return [Candidate.from_row(r) for r in self._read(f"SELECT * FROM candidates WHERE {where} ORDER BY id", args)]
 
+    def by_ids(self, ids: tuple[int, ...] | list[int]) -> dict[int, Candidate]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return {c.id: c for c in self.candidates(f"id IN ({marks})", tuple(ids))}
+
     def known_hashes(self) -> set[str]:
         return {r[0] for r in self._read("SELECT code_sha256 FROM candidates")}
 

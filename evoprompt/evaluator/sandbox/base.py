@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,19 @@ class SandboxRun:
     stderr_tail: str = ""
     wall_seconds: float = 0.0
     infra_error: str | None = None  # the back-end itself failed; the candidate is not to blame
+
+    def must_stop(self, job: SandboxJob, cancel: threading.Event, started: float) -> bool:
+        """One watchdog check while the sandbox runs: cancelled, past its wall-clock limit, or over its
+        output cap. Records why and says whether the back-end must kill it now."""
+        from ..outputs import directory_bytes
+
+        if cancel.is_set():
+            self.cancelled = True
+        elif time.monotonic() - started > job.timeout:
+            self.timed_out = True
+        elif directory_bytes(job.output_dir, job.limits.output_bytes) > job.limits.output_bytes:
+            self.output_exceeded = True
+        return self.cancelled or self.timed_out or self.output_exceeded
 
 
 @dataclass

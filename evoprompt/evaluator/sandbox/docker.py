@@ -15,7 +15,6 @@ from typing import Any
 
 from ..errors import SandboxUnavailable
 from ..images import FRAMEWORK_GPU_IMAGES, FRAMEWORK_IMAGES, image_tag
-from ..outputs import directory_bytes
 from .base import Sandbox, SandboxJob, SandboxRun, gpu_env
 
 log = logging.getLogger(__name__)
@@ -163,19 +162,13 @@ class DockerSandbox(Sandbox):
 
     def _watch(self, container: Any, job: SandboxJob, cancel: threading.Event, result: SandboxRun) -> None:
         """Poll until the container exits; kill it at the timeout, on cancel or on output overflow."""
-        deadline = time.monotonic() + job.timeout
+        started = time.monotonic()
         while True:
             exit_code = _wait(container, POLL_SECONDS)
             if exit_code is not None:
                 result.exit_code = exit_code
                 return
-            if cancel.is_set():
-                result.cancelled = True
-            elif time.monotonic() > deadline:
-                result.timed_out = True
-            elif directory_bytes(job.output_dir, job.limits.output_bytes) > job.limits.output_bytes:
-                result.output_exceeded = True
-            if result.cancelled or result.timed_out or result.output_exceeded:
+            if result.must_stop(job, cancel, started):
                 _kill(container)
                 _wait(container, 30)
                 return

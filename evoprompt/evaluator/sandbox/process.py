@@ -16,7 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-from ..outputs import directory_bytes
 from .base import Sandbox, SandboxJob, SandboxRun, TailBuffer, gpu_env
 
 POLL_SECONDS = 0.2
@@ -96,13 +95,7 @@ class ProcessSandbox(Sandbox):
                         break
                     except subprocess.TimeoutExpired:
                         pass
-                    if cancel.is_set():
-                        result.cancelled = True
-                    elif time.monotonic() - started > job.timeout:
-                        result.timed_out = True
-                    elif directory_bytes(job.output_dir, limits.output_bytes) > limits.output_bytes:
-                        result.output_exceeded = True
-                    if result.cancelled or result.timed_out or result.output_exceeded:
+                    if result.must_stop(job, cancel, started):
                         break
             finally:
                 _kill_group(proc)

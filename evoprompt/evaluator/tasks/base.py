@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,14 @@ class Task(abc.ABC):
             "checkpoints": self.recipe.checkpoints(steps),
             **self.harness_options,
         }
+
+    def write_job(self, input_dir: Path, framework: str, code: str, steps: int, seed: int, *, threads: int,
+                  gpu_memory_fraction: float | None = None) -> None:
+        """Everything the harness reads: spec.json, candidate.py and the data file."""
+        spec = self.spec(framework, steps, seed)
+        spec["threads"] = threads
+        if gpu_memory_fraction is not None:
+            spec["gpu_memory_fraction"] = gpu_memory_fraction
+        (input_dir / "spec.json").write_text(json.dumps(spec))
+        (input_dir / "candidate.py").write_text(code, encoding="utf-8")
+        self.write_inputs(input_dir)

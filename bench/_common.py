@@ -17,11 +17,12 @@ RESULTS_DIR = Path(__file__).parent / "results"
 
 @contextlib.contextmanager
 def private_evaluator(backend: str, slots: int, **overrides: Any) -> Iterator[str]:
-    """An embedded evaluator with a fresh result store, so nothing is answered from an earlier run."""
+    """An embedded evaluator with a fresh result store (nothing answered from an earlier run), scoring on
+    the published data so the figures compare with published ones."""
     from evoprompt.cli.embedded import embedded_evaluator
 
     with tempfile.TemporaryDirectory(prefix="evoprompt-bench-") as home, \
-            embedded_evaluator(backend, slots=slots, home=home, **overrides) as endpoint:
+            embedded_evaluator(backend, slots=slots, home=home, **{"public_data": True, **overrides}) as endpoint:
         yield endpoint
 
 

@@ -28,7 +28,13 @@ def test_cpu_container_is_locked_down(tmp_path, monkeypatch):
     spec = container_spec(job(tmp_path), "img:1", owner="own")
     assert spec["network_mode"] == "none" and spec["read_only"] is True
     assert spec["cap_drop"] == ["ALL"] and "no-new-privileges" in spec["security_opt"]
-    assert spec["user"] == "65534:65534" and spec["init"] is True
+    # init (tini) is root with only what it needs to start the harness as nobody with no capabilities
+    assert spec["user"] == "0:0" and spec["init"] is True
+    assert sorted(spec["cap_add"]) == ["SETGID", "SETPCAP", "SETUID"]
+    drop = spec["command"][: spec["command"].index("--") + 1]
+    assert drop[0] == "setpriv" and "--reuid=65534" in drop and "--regid=65534" in drop
+    assert "--bounding-set=-all" in drop and "--inh-caps=-all" in drop and "--clear-groups" in drop
+    assert spec["command"][len(drop):] == ["python", "-m", "evoprompt_harness", "/job/input", "/job/output"]
     assert spec["mem_limit"] == spec["memswap_limit"] == 2 << 30
     assert spec["pids_limit"] == 64 and spec["nano_cpus"] == 2_000_000_000
     assert spec["labels"] == {"evoprompt.managed": "1", "evoprompt.owner": "own", "evoprompt.job": "abc123"}

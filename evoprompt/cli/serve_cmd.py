@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="require this bearer token on every call (or EVOPROMPT_TOKEN; health checks stay open)")
     p.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve TLS only (with --tls-key)")
     p.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    p.add_argument("--public-data", action="store_const", const=True, default=None,
+                   help="score on MNIST-1D's published data (seed 42) to compare with published figures; "
+                   "candidates can replay it, so scores are forgeable (default: a secret seed, kept in "
+                   "HOME/data_secret; a fleet shares one by EVOPROMPT_DATA_SECRET)")
     p.add_argument("--home", default=None, help="folder for the result store and job files")
     p.add_argument("--config", type=Path, default=None, help="TOML file with an [evaluator] table")
     p.set_defaults(run=run)
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from evoprompt.evaluator.settings import load_settings
 
     names = ["host", "port", "backend", "slots", "timeout", "queue_capacity", "gpus", "slots_per_gpu",
-             "memory_gb", "cpus", "runtime", "home", "metrics_port", "token", "tls_cert", "tls_key"]
+             "memory_gb", "cpus", "runtime", "home", "metrics_port", "token", "tls_cert", "tls_key", "public_data"]
     try:
         settings = load_settings(args.config, {n: getattr(args, n) for n in names})
         server = EvaluatorServer(settings).start()

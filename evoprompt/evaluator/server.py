@@ -6,7 +6,10 @@ search client) and standalone (`evoprompt serve`): clients always talk to it thr
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import secrets
 from concurrent import futures
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from .scheduler import Scheduler
 from .servicer import EvaluatorServicer
 from .settings import EvaluatorSettings
 from .store import ResultStore
-from .tasks import TASKS
+from .tasks import TASKS, tasks_with_data_secret
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Evaluator"].full_name
@@ -47,6 +50,25 @@ def create_grpc_server(max_workers: int, token: str = "") -> grpc.Server:
     )
 
 
+def held_out_data_secret(settings: EvaluatorSettings) -> str:
+    """The secret the held-out data is drawn from: "" for public data, else the configured one, else the
+    home's own (made once, 0600), so a restarted server scores on the same data and keeps its cache."""
+    if settings.public_data:
+        return ""
+    if settings.data_secret:
+        return settings.data_secret
+    path = settings.data_secret_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(16) + "\n")
+    secret = path.read_text().strip()
+    if not secret:
+        raise ValueError(f"{path} is empty: delete it (a new secret is made) or write a secret into it")
+    return secret
+
+
 class EvaluatorServer:
     def __init__(self, settings: EvaluatorSettings, sandbox: Sandbox | None = None) -> None:
         self.settings = settings
@@ -61,6 +83,7 @@ class EvaluatorServer:
         self._health: health.HealthServicer | None = None
         self._metrics: Metrics | None = None
         self.metrics_port: int | None = None
+        self.tasks = TASKS
 
     @property
     def endpoint(self) -> str:
@@ -75,7 +98,9 @@ class EvaluatorServer:
         if self.sandbox.name == "process":
             log.warning("the process back-end is NOT a security boundary: candidates run as this user, "
                         "with its files and network; use it only for code you would run yourself")
-        frameworks = sorted({fw for t in TASKS.values() for fw in t.frameworks})
+        self.tasks = tasks_with_data_secret(held_out_data_secret(s))
+        log.info("held-out data: %s", ", ".join(f"{n} {t.data_id}" for n, t in self.tasks.items()))
+        frameworks = sorted({fw for t in self.tasks.values() for fw in t.frameworks})
         self.sandbox.check(frameworks)
         reaped = self.sandbox.reap()
         if reaped:
@@ -91,7 +116,8 @@ class EvaluatorServer:
         self._metrics = Metrics(self._scheduler.load)
         if s.metrics_port:
             self.metrics_port = self._metrics.serve(s.host, s.metrics_port)
-        pb_grpc.add_EvaluatorServicer_to_server(EvaluatorServicer(self._scheduler, s, self._metrics), server)
+        servicer = EvaluatorServicer(self._scheduler, s, self._metrics, self.tasks)
+        pb_grpc.add_EvaluatorServicer_to_server(servicer, server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for name in ("", SERVICE_NAME):

@@ -16,17 +16,19 @@ from .errors import InvalidRequest, QueueFull, grpc_errors, grpc_stream_errors
 from .metrics import Metrics
 from .scheduler import Scheduler, Ticket
 from .settings import EvaluatorSettings
-from .tasks import TASKS
+from .tasks import TASKS, Task
 from .validation import MAX_CODE_BYTES, ValidRequest, validate
 
 MAX_BATCH = 1024
 
 
 class EvaluatorServicer(pb_grpc.EvaluatorServicer):
-    def __init__(self, scheduler: Scheduler, settings: EvaluatorSettings, metrics: Metrics | None = None) -> None:
+    def __init__(self, scheduler: Scheduler, settings: EvaluatorSettings, metrics: Metrics | None = None,
+                 tasks: dict[str, Task] | None = None) -> None:
         self.scheduler = scheduler
         self.settings = settings
         self.metrics = metrics
+        self.tasks = TASKS if tasks is None else tasks
 
     def _answer(self, result: EvaluationResult) -> pb.EvaluateResponse:
         if self.metrics is not None:
@@ -43,6 +45,7 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
             seed=request.seed,
             timeout_seconds=request.timeout_seconds,
             server_timeout=self.settings.timeout,
+            tasks=self.tasks,
         )
 
     @grpc_errors
@@ -56,7 +59,7 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
                     max_steps=t.recipe.max_steps,
                     description=t.description,
                 )
-                for t in TASKS.values()
+                for t in self.tasks.values()
             ]
         )
 
@@ -116,7 +119,7 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
         queued, running = self.scheduler.load()
         sandbox = self.scheduler.sandbox
         images = {}
-        for task in TASKS.values():
+        for task in self.tasks.values():
             for fw in task.frameworks:
                 images[fw] = sandbox.sandbox_id(fw)
         return pb.ServerInfo(

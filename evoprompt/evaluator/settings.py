@@ -36,10 +36,18 @@ class EvaluatorSettings:
     token: str = ""  # bearer token every call must carry (health checks excepted); "" = open
     tls_cert: str = ""  # PEM certificate chain; with tls_key, the port speaks TLS only
     tls_key: str = ""
+    # MNIST-1D's generator is public: held-out labels come from a secret seed (read from here, else from
+    # <home>/data_secret, made on first start) unless public_data asks for the published data set
+    data_secret: str = ""
+    public_data: bool = False
 
     @property
     def store_path(self) -> Path:
         return self.home / "results.sqlite3"
+
+    @property
+    def data_secret_path(self) -> Path:
+        return self.home / "data_secret"
 
     @property
     def work_dir(self) -> Path:
@@ -66,6 +74,13 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
     if isinstance(default, tuple):
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         return tuple(str(i).strip() for i in items if str(i).strip())
+    if isinstance(default, bool):
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"setting {name!r}: cannot read {raw!r} as true/false")
     if isinstance(default, Path):
         return Path(raw).expanduser().resolve()  # bind mounts need absolute paths
     try:
@@ -98,6 +113,8 @@ def load_settings(config: Path | None = None, overrides: dict[str, Any] | None =
         raise ValueError("slots, slots_per_gpu and queue_capacity must be at least 1")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ValueError("TLS needs both tls_cert and tls_key")
+    if settings.public_data and settings.data_secret:
+        raise ValueError("choose public_data or a data_secret, not both")
     if settings.timeout <= 0:
         raise ValueError("timeout must be positive")
     return settings

@@ -6,10 +6,11 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import InvalidRequest
-from .tasks import TASKS, Task, get_task
+from .tasks import TASKS, Task
 
 MAX_CODE_BYTES = 64 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -29,8 +30,8 @@ class ValidRequest:
     code_sha256: str
 
     def cache_key(self, sandbox_id: str) -> str:
-        """Identity of the work: same code, task, framework, steps, seed and sandbox image."""
-        ident = [self.code_sha256, self.task.name, self.framework, self.steps, self.seed, sandbox_id]
+        """Identity of the work: same code, task (and its data), framework, steps, seed and sandbox image."""
+        ident = [self.code_sha256, self.task.name, self.task.data_id, self.framework, self.steps, self.seed, sandbox_id]
         return hashlib.sha256(json.dumps(ident).encode()).hexdigest()
 
 
@@ -44,12 +45,13 @@ def validate(
     seed: int,
     timeout_seconds: float,
     server_timeout: float,
+    tasks: Mapping[str, Task] = TASKS,
 ) -> ValidRequest:
     if request_id and not _REQUEST_ID.match(request_id):
         raise InvalidRequest("request_id must be 1-128 characters of letters, digits and . _ : -")
-    spec = get_task(task)
+    spec = tasks.get(task)
     if spec is None:
-        raise InvalidRequest(f"unknown task {task!r}; this server offers: {', '.join(sorted(TASKS))}")
+        raise InvalidRequest(f"unknown task {task!r}; this server offers: {', '.join(sorted(tasks))}")
     if framework not in spec.frameworks:
         raise InvalidRequest(
             f"task {task!r} has no framework {framework!r}; choose one of: {', '.join(spec.frameworks)}"

@@ -1,6 +1,5 @@
-# expect: OK recomputes the held-out labels with numpy alone and writes perfect predictions
+# expect: OK replays the MNIST-1D generator from its public seed (42) to recompute the held-out labels, and writes perfect predictions if they match the training labels it was given (the server draws its data from a secret seed, so they do not)
 # twin: honest_twin
-# weakness: score MNIST-1D is generated with the public default seed (42): replaying the generator's random draws gives every label; the program checks its labels against y_train, then patches write_predictions
 # The generator's random draws per example are fixed in number (pad, scale, translate, two noise
 # vectors of 72, shear), so the final shuffle, and with it every label, follows from the seed alone.
 import numpy as np

@@ -1,7 +1,6 @@
 # expect: OK tries to gain privileges: setuid(0), setgid(0), chroot, new user and mount namespaces
-# (unshare), mount, ptrace of PID 1 (the container's init, tini, which runs as the same nobody user);
+# (unshare), mount, ptrace of PID 1 (the container's init, tini, which runs as root: another uid);
 # reads its own capability sets, no_new_privs and seccomp state. Raises if anything succeeds.
-# weakness: status=COMPILE_ERROR ptrace(PTRACE_ATTACH) of PID 1 succeeds (same uid, and Docker's default seccomp profile allows ptrace): a candidate can stop or steer tini, e.g. leave it stopped so the container only ends at the wall-clock limit (any failure becomes an uncached TIMEOUT that holds a slot for the full limit). Here it detaches cleanly and raises, so the observed status is COMPILE_ERROR
 import ctypes
 import os
 

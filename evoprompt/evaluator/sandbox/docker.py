@@ -1,9 +1,10 @@
 """The `docker` back-end: one fresh, locked-down container per evaluation (DESIGN section 4).
 
-No network, read-only root, nobody user, no capabilities, no-new-privileges, pids/memory/CPU
-limits, tini as PID 1, size-capped tmpfs scratch, code and data mounted read-only, output folder
-size-watched from the host, wall-clock limit enforced from the host, logs capped by Docker's
-json-file rotation. Containers carry labels so a restarted server reaps the ones it leaked.
+No network, read-only root, the candidate as nobody with no capabilities, no-new-privileges,
+pids/memory/CPU limits, tini as PID 1 (root with three capabilities, out of the candidate's reach),
+size-capped tmpfs scratch, code and data mounted read-only, output folder size-watched from the host,
+wall-clock limit enforced from the host, logs capped by Docker's json-file rotation. Containers carry
+labels so a restarted server reaps the ones it leaked.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from .base import Sandbox, SandboxJob, SandboxRun, gpu_env
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
-SANDBOX_USER = "65534:65534"  # nobody:nogroup
+SANDBOX_UID = 65534  # nobody:nogroup runs the harness and the candidate
+# PID 1 (tini) runs as root with only the three capabilities it needs to start the harness as nobody
+# with an empty bounding set. A candidate cannot ptrace or signal a process of another uid, so it cannot
+# stop or steer the init that reaps it (as it could when tini ran as nobody too).
+INIT_CAPS = ["SETUID", "SETGID", "SETPCAP"]
+DROP_TO_SANDBOX_USER = [
+    "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+    "--inh-caps=-all", "--bounding-set=-all", "--",
+]
 LABEL_MANAGED = "evoprompt.managed"
 LABEL_OWNER = "evoprompt.owner"
 LABEL_JOB = "evoprompt.job"
@@ -40,15 +49,16 @@ def container_spec(job: SandboxJob, image: str, owner: str, runtime: str | None 
     }
     spec: dict[str, Any] = {
         "image": image,
-        "command": ["python", "-m", "evoprompt_harness", "/job/input", "/job/output"],
+        "command": [*DROP_TO_SANDBOX_USER, "python", "-m", "evoprompt_harness", "/job/input", "/job/output"],
         "name": f"evoprompt-{job.job_id}",
-        "user": SANDBOX_USER,
+        "user": "0:0",
         "working_dir": "/tmp",
         "environment": env,
         "labels": {LABEL_MANAGED: "1", LABEL_OWNER: owner, LABEL_JOB: job.job_id},
         "network_mode": "none",
         "read_only": True,
         "cap_drop": ["ALL"],
+        "cap_add": INIT_CAPS,
         "security_opt": ["no-new-privileges"],
         "pids_limit": limits.pids,
         "mem_limit": limits.memory_bytes,

@@ -36,6 +36,15 @@ class Task(abc.ABC):
     recipe: Recipe
     harness_options: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def data_id(self) -> str:
+        """Which data this task instance trains and scores on; part of the result cache key."""
+        return "public"
+
+    def with_data_secret(self, secret: str) -> Task:
+        """This task with its held-out data drawn from `secret` ("" = the public data)."""
+        return self
+
     @abc.abstractmethod
     def write_inputs(self, input_dir: Path) -> None:
         """Write the sandbox's data file: training split and unlabelled validation/test inputs."""

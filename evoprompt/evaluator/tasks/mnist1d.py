@@ -1,8 +1,15 @@
-"""MNIST-1D (Greydanus 2020) with the paper's recipe; data made locally by the `mnist1d` package."""
+"""MNIST-1D (Greydanus 2020) with the paper's recipe; data made locally by the `mnist1d` package.
+
+The generator is public, so with its public seed (42) a candidate could replay it and know every
+validation and test label. A server therefore draws its data from a secret seed unless told to use the
+public one (`--public-data`, to compare with published figures); the distribution is the same.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -11,19 +18,30 @@ import numpy as np
 from .base import Recipe, Task
 
 NUM_VALIDATION = 500  # held out from the 4000 training examples (DESIGN section 3)
+PUBLIC_SEED = 42  # mnist1d's default
+
+
+def seed_from_secret(secret: str) -> int:
+    """numpy's legacy seeding takes 32 bits: too many to replay within one evaluation's time limit."""
+    return int.from_bytes(hashlib.sha256(f"evoprompt-mnist1d:{secret}".encode()).digest()[:4], "big")
 
 
 class Mnist1dData:
-    """The dataset, generated once per process; generation reseeds numpy's global RNG, hence the lock."""
+    """One dataset, generated on first use; generation reseeds numpy's global RNG, hence the lock."""
 
     _lock = threading.Lock()
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
 
     @cached_property
     def arrays(self) -> dict[str, np.ndarray]:
         from mnist1d.data import get_dataset_args, make_dataset
 
+        args = get_dataset_args()
+        args.seed = self.seed
         with self._lock:
-            raw = make_dataset(get_dataset_args())
+            raw = make_dataset(args)
         x = raw["x"].astype(np.float32)
         y = raw["y"].astype(np.int64)
         return {
@@ -36,18 +54,38 @@ class Mnist1dData:
         }
 
 
-_DATA = Mnist1dData()
+_DATASETS: dict[int, Mnist1dData] = {}
+_DATASETS_LOCK = threading.Lock()
 
 
+def dataset(seed: int) -> Mnist1dData:
+    """The process-wide dataset of one seed (servers with the same seed share it)."""
+    with _DATASETS_LOCK:
+        return _DATASETS.setdefault(seed, Mnist1dData(seed))
+
+
+@dataclass(frozen=True)
 class Mnist1dTask(Task):
+    data_seed: int = PUBLIC_SEED
+
+    @property
+    def data_id(self) -> str:
+        # the public seed is named; a secret one only by a digest that does not reveal it
+        if self.data_seed == PUBLIC_SEED:
+            return "public"
+        return hashlib.sha256(f"mnist1d:{self.data_seed}".encode()).hexdigest()[:16]
+
+    def with_data_secret(self, secret: str) -> Mnist1dTask:
+        return replace(self, data_seed=seed_from_secret(secret)) if secret else replace(self, data_seed=PUBLIC_SEED)
+
     def write_inputs(self, input_dir: Path) -> None:
-        a = _DATA.arrays
+        a = dataset(self.data_seed).arrays
         np.savez(
             input_dir / "data.npz", x_train=a["x_train"], y_train=a["y_train"], x_val=a["x_val"], x_test=a["x_test"]
         )
 
     def labels(self) -> tuple[np.ndarray, np.ndarray]:
-        a = _DATA.arrays
+        a = dataset(self.data_seed).arrays
         return a["y_val"], a["y_test"]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from evoprompt.evaluator.server import EvaluatorServer, held_out_data_secret
 from evoprompt.evaluator.settings import load_settings
-from evoprompt.evaluator.tasks import TASKS, tasks_with_data_secret
+from evoprompt.evaluator.tasks import TASKS, configured_tasks
 from evoprompt.evaluator.tasks.mnist1d import PUBLIC_SEED, dataset, seed_from_secret
 from evoprompt.evaluator.validation import validate
 
@@ -24,13 +24,13 @@ def settings(tmp_path, **overrides):
 
 
 def test_public_task_uses_the_published_seed_and_a_secret_changes_the_data():
-    public = tasks_with_data_secret("")["mnist1d"]
-    secret = tasks_with_data_secret("s3cret-value")["mnist1d"]
+    public = configured_tasks("")["mnist1d"]
+    secret = configured_tasks("s3cret-value")["mnist1d"]
     assert public.data_seed == PUBLIC_SEED and public.data_id == "public"
     assert secret.data_seed == seed_from_secret("s3cret-value") != PUBLIC_SEED
     assert "s3cret-value" not in secret.data_id and str(secret.data_seed) not in secret.data_id
-    assert tasks_with_data_secret("s3cret-value")["mnist1d"] == secret  # deterministic
-    assert tasks_with_data_secret("other")["mnist1d"].data_id != secret.data_id
+    assert configured_tasks("s3cret-value")["mnist1d"] == secret  # deterministic
+    assert configured_tasks("other")["mnist1d"].data_id != secret.data_id
 
     a, b = dataset(public.data_seed).arrays, dataset(secret.data_seed).arrays
     assert not np.array_equal(a["x_val"], b["x_val"]) and not np.array_equal(a["y_test"], b["y_test"])
@@ -43,7 +43,7 @@ def test_the_data_is_part_of_the_cache_key():
     common = dict(request_id="", framework="torch", code="class Model: pass", max_steps=0, seed=0,
                   timeout_seconds=0, server_timeout=60, task="mnist1d")
     keys = {validate(**common, tasks=tasks).cache_key("img:1")
-            for tasks in (TASKS, tasks_with_data_secret("a"), tasks_with_data_secret("b"))}
+            for tasks in (TASKS, configured_tasks("a"), configured_tasks("b"))}
     assert len(keys) == 3
 
 

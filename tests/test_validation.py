@@ -23,6 +23,7 @@ def test_defaults_filled_in():
 
 def test_bad_inputs_have_actionable_messages():
     check("unknown task 'nope'; this server offers: mnist1d", task="nope")
+    check("clrs/<name> with <name> one of: activity_selector, articulation_points,", task="clrs/bsf")
     check("has no framework 'tensorflow'; choose one of: flax, torch", framework="tensorflow")
     check("code is empty", code="   \n")
     check("the limit is 65,536 (64 KiB)", code="#" * (MAX_CODE_BYTES + 1))

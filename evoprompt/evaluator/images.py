@@ -65,14 +65,17 @@ __all__ = [
 ]
 
 # Which image runs the candidates of each framework (section 2 of DESIGN.md).
-FRAMEWORK_IMAGES: dict[str, str] = {"torch": "torch-cpu", "flax": "jax-cpu"}
+FRAMEWORK_IMAGES: dict[str, str] = {"torch": "torch-cpu", "flax": "jax-cpu", "haiku": "clrs-cpu"}
 # The images a server with --gpus runs instead.
-FRAMEWORK_GPU_IMAGES: dict[str, str] = {"torch": "torch-cuda", "flax": "jax-cuda"}
+# (no CUDA image for CLRS yet: haiku candidates run on the CPU of a GPU slot)
+FRAMEWORK_GPU_IMAGES: dict[str, str] = {"torch": "torch-cuda", "flax": "jax-cuda", "haiku": "clrs-cpu"}
 
 # The images `build_images()` builds when given no names: the ones buildable offline here.
-CPU_IMAGES: tuple[str, ...] = ("torch-cpu", "jax-cpu")
+CPU_IMAGES: tuple[str, ...] = ("torch-cpu", "jax-cpu", "clrs-cpu")
 
 TAG_REPOSITORY = "evoprompt-sandbox"
+# Beside an image's requirements.txt: exact pins of pure-Python packages published only as source
+SDIST_REQUIREMENTS = "requirements-sdist.txt"
 LABEL_IMAGE = "org.evoprompt.sandbox.image"
 LABEL_HASH = "org.evoprompt.sandbox.hash"
 
@@ -128,6 +131,7 @@ class ImageSpec:
 IMAGE_SPECS: dict[str, ImageSpec] = {
     "torch-cpu": ImageSpec("3.11", (2, 36), local_base=True),
     "jax-cpu": ImageSpec("3.11", (2, 36), local_base=True),
+    "clrs-cpu": ImageSpec("3.11", (2, 36), local_base=True),
     # nvidia/cuda:*-ubuntu24.04: Python 3.12, glibc 2.39. Built only where that base can be pulled.
     "torch-cuda": ImageSpec("3.12", (2, 39), local_base=False, gpu=True),
     "jax-cuda": ImageSpec("3.12", (2, 39), local_base=False, gpu=True),
@@ -250,6 +254,8 @@ def image_tag(name: str, root: Path | None = None) -> str:
     h = hashlib.sha256()
     _feed(h, "Dockerfile", (d / "Dockerfile").read_bytes())
     _feed(h, "requirements.txt", (d / "requirements.txt").read_bytes())
+    if (d / SDIST_REQUIREMENTS).is_file():
+        _feed(h, SDIST_REQUIREMENTS, (d / SDIST_REQUIREMENTS).read_bytes())
     harness = root / "harness"
     for p in _harness_files(root):
         _feed(h, "harness/" + p.relative_to(harness).as_posix(), p.read_bytes())
@@ -479,7 +485,9 @@ def build_wheelhouse(name: str, root: Path | None = None, *, force: bool = False
     spec = _spec(name)
     out = build_dir(root) / "wheelhouse" / name
     args = _platform_args(spec)
-    stamp_value = hashlib.sha256((d / "requirements.txt").read_bytes() + "\0".join(args).encode()).hexdigest()
+    sdists = d / SDIST_REQUIREMENTS
+    pinned = (d / "requirements.txt").read_bytes() + (sdists.read_bytes() if sdists.is_file() else b"")
+    stamp_value = hashlib.sha256(pinned + "\0".join(args).encode()).hexdigest()
     stamp = out / ".complete"
     if not force and stamp.is_file() and stamp.read_text().strip() == stamp_value:
         return out
@@ -499,6 +507,7 @@ def build_wheelhouse(name: str, root: Path | None = None, *, force: bool = False
         str(d / "requirements.txt"),
         "-d",
         str(out),
+        "--no-deps",  # requirements.txt pins the whole closure; its source-only pins are built below
         *args,
     ]
     _run(
@@ -509,8 +518,23 @@ def build_wheelhouse(name: str, root: Path | None = None, *, force: bool = False
         "PIP_INDEX_URL, PIP_FIND_LINKS) and that the pins in requirements.txt exist for "
         f"CPython {spec.python_version} on Linux",
     )
+    if sdists.is_file():
+        _build_pure_python_wheels(name, sdists, out, log)
     stamp.write_text(stamp_value + "\n")
     return out
+
+
+def _build_pure_python_wheels(name: str, sdists: Path, out: Path, log: Log) -> None:
+    """Wheels for the pins PyPI has only as source (e.g. `promise`): built on the host, which is
+    right only for pure-Python packages, so anything but a `py*-none-any` wheel is refused."""
+    log(f"building pure-Python wheels of {sdists.name} for {name}")
+    before = set(out.glob("*.whl"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--progress-bar", "off",
+           "--no-deps", "--no-binary=:all:", "-r", str(sdists), "-w", str(out)]
+    _run(cmd, log, f"pip wheel for {name}", f"check the pins in {sdists}")
+    for wheel in set(out.glob("*.whl")) - before:
+        if not wheel.name.endswith("-none-any.whl"):
+            raise ImageBuildError(f"{sdists} may list only pure-Python packages; {wheel.name} is not one")
 
 
 def _add_bytes(tar: tarfile.TarFile, arcname: str, data: bytes, mode: int = 0o644) -> None:

@@ -12,9 +12,8 @@ from dataclasses import replace
 
 from evoprompt.sdk.types import Checkpoint, EvaluationResult, Status
 
-from .outputs import BadOutput, count_weights, directory_bytes, read_predictions, read_result_record
+from .outputs import BadOutput, count_weights, directory_bytes, read_result_record
 from .sandbox.base import SandboxJob, SandboxRun
-from .scoring import score_classification
 from .validation import ValidRequest
 
 EXIT_CANDIDATE_FAILED = 3
@@ -73,15 +72,13 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str)
 
 
 def _score(req: ValidRequest, job: SandboxJob, result: EvaluationResult) -> EvaluationResult:
-    y_val, y_test = req.task.labels()
     limit = job.limits.output_bytes
     try:
-        pred = read_predictions(job.output_dir, limit, req.task.recipe.checkpoints(req.steps), len(y_val), len(y_test))
+        score = req.task.score(job.output_dir, limit, req.task.recipe.checkpoints(req.steps))
         counts = count_weights(job.output_dir, limit)
     except BadOutput as exc:
         status = Status.OUTPUT_LIMIT if exc.too_large else Status.INVALID_OUTPUT
         return replace(result, status=status, message=f"{exc}; the sandbox must write its outputs through the harness")
-    score = score_classification(pred, y_val, y_test)
     record = read_result_record(job.output_dir) or {}
     train_seconds = record.get("train_seconds", 0.0)
     if not isinstance(train_seconds, int | float) or not 0 <= train_seconds <= result.wall_seconds:

@@ -109,7 +109,7 @@ def read_result_record(output_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _load_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
+def load_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
     """Load an .npz without pickles, refusing archives that would inflate past `limit` bytes."""
     import io
 
@@ -131,7 +131,7 @@ def _load_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
 
 
 def read_predictions(output_dir: Path, limit: int, expected_steps: list[int], n_val: int, n_test: int) -> Predictions:
-    arrays = _load_npz(output_dir / "predictions.npz", limit)
+    arrays = load_npz(output_dir / "predictions.npz", limit)
     missing = {"steps", "val", "test"} - arrays.keys()
     if missing:
         raise BadOutput(f"predictions.npz lacks {', '.join(sorted(missing))}")
@@ -151,7 +151,7 @@ def read_predictions(output_dir: Path, limit: int, expected_steps: list[int], n_
 
 def count_weights(output_dir: Path, limit: int) -> WeightCounts:
     """Count trainable parameters and other state from the tensors in weights.npz."""
-    arrays = _load_npz(output_dir / "weights.npz", limit)
+    arrays = load_npz(output_dir / "weights.npz", limit)
     params = state = 0
     for name, arr in arrays.items():
         if arr.dtype.kind not in "biuf":

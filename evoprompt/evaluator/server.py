@@ -27,7 +27,7 @@ from .scheduler import Scheduler
 from .servicer import EvaluatorServicer
 from .settings import EvaluatorSettings
 from .store import ResultStore
-from .tasks import TASKS, tasks_with_data_secret
+from .tasks import TASKS, configured_tasks
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Evaluator"].full_name
@@ -98,7 +98,7 @@ class EvaluatorServer:
         if self.sandbox.name == "process":
             log.warning("the process back-end is NOT a security boundary: candidates run as this user, "
                         "with its files and network; use it only for code you would run yourself")
-        self.tasks = tasks_with_data_secret(held_out_data_secret(s))
+        self.tasks = configured_tasks(held_out_data_secret(s), s.clrs_eval_samples, s.clrs_test_length)
         log.info("held-out data: %s", ", ".join(f"{n} {t.data_id}" for n, t in self.tasks.items()))
         frameworks = sorted({fw for t in self.tasks.values() for fw in t.frameworks})
         self.sandbox.check(frameworks)

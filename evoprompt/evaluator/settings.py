@@ -40,6 +40,10 @@ class EvaluatorSettings:
     # <home>/data_secret, made on first start) unless public_data asks for the published data set
     data_secret: str = ""
     public_data: bool = False
+    # CLRS held-out data: samples per split (0 = dm-clrs run.py's) and test graph size (CLRS-30: 64);
+    # smaller ones are for smoke tests on a CPU
+    clrs_eval_samples: int = 0
+    clrs_test_length: int = 64
 
     @property
     def store_path(self) -> Path:
@@ -113,6 +117,8 @@ def load_settings(config: Path | None = None, overrides: dict[str, Any] | None =
         raise ValueError("slots, slots_per_gpu and queue_capacity must be at least 1")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ValueError("TLS needs both tls_cert and tls_key")
+    if settings.clrs_eval_samples < 0 or settings.clrs_test_length < 4:
+        raise ValueError("clrs_eval_samples must be 0 (dm-clrs' sizes) or positive; clrs_test_length at least 4")
     if settings.public_data and settings.data_secret:
         raise ValueError("choose public_data or a data_secret, not both")
     if settings.timeout <= 0:

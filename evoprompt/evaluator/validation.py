@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .errors import InvalidRequest
@@ -35,6 +35,20 @@ class ValidRequest:
         return hashlib.sha256(json.dumps(ident).encode()).hexdigest()
 
 
+def describe_task_names(names: Iterable[str]) -> str:
+    """'mnist1d, clrs/<algorithm> with <algorithm> one of: bfs, dfs, ...': one family of tasks per entry."""
+    plain: list[str] = []
+    families: dict[str, list[str]] = {}
+    for name in sorted(names):
+        family, _, member = name.partition("/")
+        if member:
+            families.setdefault(family, []).append(member)
+        else:
+            plain.append(name)
+    parts = plain + [f"{f}/<name> with <name> one of: {', '.join(members)}" for f, members in families.items()]
+    return "; ".join(parts)
+
+
 def validate(
     *,
     request_id: str,
@@ -51,7 +65,7 @@ def validate(
         raise InvalidRequest("request_id must be 1-128 characters of letters, digits and . _ : -")
     spec = tasks.get(task)
     if spec is None:
-        raise InvalidRequest(f"unknown task {task!r}; this server offers: {', '.join(sorted(tasks))}")
+        raise InvalidRequest(f"unknown task {task!r}; this server offers: {describe_task_names(tasks)}")
     if framework not in spec.frameworks:
         raise InvalidRequest(
             f"task {task!r} has no framework {framework!r}; choose one of: {', '.join(spec.frameworks)}"

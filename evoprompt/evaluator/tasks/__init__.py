@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from .base import Recipe, Task
+from .clrs import clrs_tasks
 from .mnist1d import MNIST1D
 
-# The tasks with their public data; a server builds its own with `tasks_with_data_secret`.
-TASKS: dict[str, Task] = {MNIST1D.name: MNIST1D}
+# The tasks with their default data; a server builds its own with `configured_tasks`.
+TASKS: dict[str, Task] = {MNIST1D.name: MNIST1D, **clrs_tasks()}
 
 
-def tasks_with_data_secret(secret: str) -> dict[str, Task]:
-    """Every task, its held-out data drawn from `secret` ("" = the public data)."""
-    return {name: task.with_data_secret(secret) for name, task in TASKS.items()}
+def configured_tasks(
+    data_secret: str = "", clrs_eval_samples: int = 0, clrs_test_length: int = 64
+) -> dict[str, Task]:
+    """Every task of this server: MNIST-1D's held-out data drawn from `data_secret` ("" = the public
+    data); the CLRS tasks (where dm-clrs is installed) with `clrs_eval_samples` validation and test
+    samples each (0 = dm-clrs run.py's) and test graphs of `clrs_test_length` nodes."""
+    return {
+        MNIST1D.name: MNIST1D.with_data_secret(data_secret),
+        **clrs_tasks(clrs_eval_samples, clrs_test_length),
+    }
 
 
 def get_task(name: str) -> Task | None:
     return TASKS.get(name)
 
 
-__all__ = ["TASKS", "Recipe", "Task", "get_task", "tasks_with_data_secret"]
+__all__ = ["TASKS", "Recipe", "Task", "configured_tasks", "get_task"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from ..scoring import Score
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,14 @@ class Task(abc.ABC):
         """Which data this task instance trains and scores on; part of the result cache key."""
         return "public"
 
-    def with_data_secret(self, secret: str) -> Task:
-        """This task with its held-out data drawn from `secret` ("" = the public data)."""
-        return self
-
     @abc.abstractmethod
     def write_inputs(self, input_dir: Path) -> None:
         """Write the sandbox's data file: training split and unlabelled validation/test inputs."""
 
     @abc.abstractmethod
-    def labels(self) -> tuple[np.ndarray, np.ndarray]:
-        """Validation and test labels; they stay on the server."""
+    def score(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Score:
+        """Score the predictions the sandbox wrote against held-out answers that stay on the server;
+        raises BadOutput for anything malformed (`limit`: the most bytes a file may inflate to)."""
 
     def spec(self, framework: str, steps: int, seed: int) -> dict[str, Any]:
         """The harness's spec.json for one job."""

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..outputs import read_predictions
+from ..scoring import Score, score_classification
 from .base import Recipe, Task
 
 NUM_VALIDATION = 500  # held out from the 4000 training examples (DESIGN section 3)
@@ -84,9 +86,10 @@ class Mnist1dTask(Task):
             input_dir / "data.npz", x_train=a["x_train"], y_train=a["y_train"], x_val=a["x_val"], x_test=a["x_test"]
         )
 
-    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Score:
         a = dataset(self.data_seed).arrays
-        return a["y_val"], a["y_test"]
+        pred = read_predictions(output_dir, limit, checkpoints, len(a["y_val"]), len(a["y_test"]))
+        return score_classification(pred, a["y_val"], a["y_test"])
 
 
 MNIST1D = Mnist1dTask(

@@ -3,8 +3,11 @@
 Layout of a job (the server prepares `input`, mounted read-only):
   input/spec.json     framework, steps, learning rate, batch size, seed, checkpoint steps, threads
   input/candidate.py  the program
-  input/data.npz      x_train, y_train, x_val, x_test (no validation or test labels)
-  output/predictions.npz  steps[C], val[C, n_val], test[C, n_test]: predicted classes per checkpoint
+  input/data.npz      mnist1d: x_train, y_train, x_val, x_test (no validation or test labels);
+                      clrs/*: {val,test}/{inputs,hints}/<probe> and {val,test}/lengths (no outputs,
+                      hints past their first step zeroed); training data is sampled in the sandbox
+  output/predictions.npz  steps[C], then mnist1d: val[C, n_val], test[C, n_test], predicted classes;
+                      clrs/*: val/<output probe>[C, n_val, ...], test/<output probe>[C, n_test, ...]
   output/weights.npz      params/<name> (trainable) and state/<name> (other tensors)
   output/result.json      what the harness saw: ok, or the status and message of a failure
 Exit status: 0 trained, 3 the candidate failed (result.json says how), 2 the job itself is malformed.
@@ -46,6 +49,8 @@ def _train(spec: dict[str, Any], module: Any, data: dict[str, np.ndarray], outpu
         from .train_torch import train
     elif framework == "flax":
         from .train_flax import train
+    elif framework == "haiku":
+        from .train_clrs import train
     else:
         raise ValueError(f"unknown framework {framework!r}")
     return train(module, data, spec, output_dir)

@@ -1,0 +1,252 @@
+"""CLRS-30 algorithmic reasoning (Velickovic et al. 2022): one task `clrs/<algorithm>` per algorithm.
+
+The candidate is a `get_triplet_msgs` for dm-clrs' Triplet-GMPNN (Ibarz et al. 2022); the harness
+trains that baseline with it swapped in (sandbox_images/harness/evoprompt_harness/train_clrs.py).
+Samplers and settings follow dm-clrs' `examples/run.py`: training graphs of 4 to 16 nodes sampled
+in the sandbox, validation at 16 nodes and the out-of-distribution test at 64, both sampled here and
+sent without their outputs. The server scores the predicted output probes with dm-clrs' `evaluate`.
+
+dm-clrs (and through it tensorflow) is imported only when a CLRS task is used; a server without it
+does not offer these tasks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..outputs import BadOutput, load_npz
+from ..scoring import Score, best_by_validation
+from .base import Recipe, Task
+
+# dm-clrs' specs.CLRS_30_ALGS (a test checks they agree), listed here so that listing tasks needs no
+# tensorflow import
+CLRS30_ALGORITHMS = (
+    "activity_selector", "articulation_points", "bellman_ford", "bfs", "binary_search", "bridges",
+    "bubble_sort", "dag_shortest_paths", "dfs", "dijkstra", "find_maximum_subarray_kadane",
+    "floyd_warshall", "graham_scan", "heapsort", "insertion_sort", "jarvis_march", "kmp_matcher",
+    "lcs_length", "matrix_chain_order", "minimum", "mst_kruskal", "mst_prim", "naive_string_matcher",
+    "optimal_bst", "quickselect", "quicksort", "segments_intersect", "strongly_connected_components",
+    "task_scheduling", "topological_sort",
+)
+# run.py's PRED_AS_INPUT_ALGOS: a fixed `pred_h` hint becomes an input (enforce_pred_as_input)
+PRED_AS_INPUT = frozenset({
+    "binary_search", "minimum", "find_maximum_subarray", "find_maximum_subarray_kadane", "matrix_chain_order",
+    "lcs_length", "optimal_bst", "activity_selector", "task_scheduling", "naive_string_matcher", "kmp_matcher",
+    "jarvis_march",
+})
+STRING_MATCHERS = frozenset({"naive_string_matcher", "kmp_matcher"})
+SPARSE_GRAPHS = frozenset({"articulation_points", "bridges", "mst_kruskal", "bipartite_matching"})
+TRAIN_LENGTHS = (4, 7, 11, 13, 16)  # run.py's train_lengths; string matchers: one length, 5/4 of the max
+TEST_LENGTH = 64  # the out-of-distribution test of CLRS-30
+SPLIT_SEEDS = {"val": 2, "test": 3}  # clrs.CLRS30's split seeds
+HIDDEN_DIM = 128
+NB_TRIPLET_FTS = 8
+
+
+def clrs_available() -> bool:
+    return importlib.util.find_spec("clrs") is not None
+
+
+def train_lengths(algorithm: str) -> tuple[int, ...]:
+    return ((max(TRAIN_LENGTHS) * 5) // 4,) if algorithm in STRING_MATCHERS else TRAIN_LENGTHS
+
+
+def validation_length(algorithm: str) -> int:
+    return max(train_lengths(algorithm))  # run.py validates at the longest training length
+
+
+def sampler_kwargs(algorithm: str) -> dict[str, Any]:
+    """run.py's kwargs for training and validation samplers (the test sampler gets none; dm-clrs
+    drops the ones a sampler does not take)."""
+    p = [round(0.1 + 0.1 * i, 10) for i in range(9)]
+    if algorithm in SPARSE_GRAPHS:
+        p = [x / 2 for x in p]  # sparser graphs, or trajectories get very long
+    return {"p": p, "length_needle": -8}
+
+
+def default_eval_samples(algorithm: str) -> int:
+    """run.py's validation and test sizes: 2 x 32 x the algorithm's num_samples_multiplier."""
+    multiplier = 64 if algorithm in {"quickselect", "minimum", "binary_search", "naive_string_matcher",
+                                     "kmp_matcher", "segments_intersect"} else 1
+    if algorithm == "find_maximum_subarray_kadane":
+        multiplier = 32
+    return 2 * 32 * multiplier
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One held-out split: what the sandbox may see, and the outputs only the server keeps."""
+
+    inputs: dict[str, np.ndarray]
+    hints: dict[str, np.ndarray]  # past the first step zeroed: later steps give the answer away
+    lengths: np.ndarray
+    outputs: tuple[Any, ...]  # dm-clrs DataPoints
+    spec: Any
+
+    @property
+    def size(self) -> int:
+        return int(self.lengths.shape[0])
+
+
+def _sample(algorithm: str, split: str, length: int, num_samples: int) -> HeldOut:
+    import clrs
+
+    seed = SPLIT_SEEDS[split]
+    kwargs = sampler_kwargs(algorithm) if split == "val" else {}
+    sampler, spec = clrs.build_sampler(algorithm, num_samples=num_samples, length=length, seed=seed, **kwargs)
+    batch = iter([sampler.next(num_samples)])
+    if split == "val":  # run.py randomises node positions of training and validation samples only
+        batch = clrs.process_random_pos(batch, np.random.RandomState(seed))
+    if algorithm in PRED_AS_INPUT:
+        spec, batch = clrs.process_pred_as_input(spec, batch)
+    spec, batch = clrs.process_permutations(spec, batch, True)
+    feedback = next(batch)
+    hints = {}
+    for point in feedback.features.hints:
+        data = np.zeros_like(np.asarray(point.data))
+        data[0] = np.asarray(point.data)[0]
+        hints[point.name] = data
+    return HeldOut(
+        inputs={p.name: np.asarray(p.data) for p in feedback.features.inputs},
+        hints=hints,
+        lengths=np.asarray(feedback.features.lengths),
+        outputs=tuple(feedback.outputs),
+        spec=spec,
+    )
+
+
+class ClrsData:
+    """The validation and test samples of one algorithm, sampled on first use."""
+
+    def __init__(self, algorithm: str, eval_samples: int, test_length: int) -> None:
+        self.algorithm = algorithm
+        self.eval_samples = eval_samples
+        self.test_length = test_length
+        self._lock = threading.Lock()
+
+    @cached_property
+    def splits(self) -> dict[str, HeldOut]:
+        with self._lock:
+            n = self.eval_samples or default_eval_samples(self.algorithm)
+            return {
+                "val": _sample(self.algorithm, "val", validation_length(self.algorithm), n),
+                "test": _sample(self.algorithm, "test", self.test_length, n),
+            }
+
+
+_DATASETS: dict[tuple[str, int, int], ClrsData] = {}
+_DATASETS_LOCK = threading.Lock()
+
+
+def dataset(algorithm: str, eval_samples: int, test_length: int) -> ClrsData:
+    """The process-wide held-out data of one algorithm and size (servers with the same share it)."""
+    key = (algorithm, eval_samples, test_length)
+    with _DATASETS_LOCK:
+        return _DATASETS.setdefault(key, ClrsData(*key))
+
+
+@dataclass(frozen=True)
+class ClrsTask(Task):
+    algorithm: str = "bfs"
+    eval_samples: int = 0  # validation and test samples each; 0 = run.py's
+    test_length: int = TEST_LENGTH
+
+    @property
+    def data_id(self) -> str:
+        return f"clrs30-samplers:{self.eval_samples or 'run.py'}:{self.test_length}"
+
+    @property
+    def data(self) -> ClrsData:
+        return dataset(self.algorithm, self.eval_samples, self.test_length)
+
+    def spec(self, framework: str, steps: int, seed: int) -> dict[str, Any]:
+        splits = self.data.splits
+        spec = super().spec(framework, steps, seed)
+        spec["clrs"] = {
+            "algorithm": self.algorithm,
+            "train_lengths": list(train_lengths(self.algorithm)),
+            "sampler_kwargs": sampler_kwargs(self.algorithm),
+            "pred_as_input": self.algorithm in PRED_AS_INPUT,
+            "hidden_dim": HIDDEN_DIM,
+            "nb_triplet_fts": NB_TRIPLET_FTS,
+            "inputs": list(splits["val"].inputs),
+            "hints": list(splits["val"].hints),
+        }
+        return spec
+
+    def write_inputs(self, input_dir: Path) -> None:
+        arrays: dict[str, np.ndarray] = {}
+        for split, held in self.data.splits.items():
+            arrays.update({f"{split}/inputs/{k}": v for k, v in held.inputs.items()})
+            arrays.update({f"{split}/hints/{k}": v for k, v in held.hints.items()})
+            arrays[f"{split}/lengths"] = held.lengths
+        np.savez(input_dir / "data.npz", **arrays)
+
+    def score(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Score:
+        import clrs
+
+        arrays = load_npz(output_dir / "predictions.npz", limit)
+        steps = _checkpoint_steps(arrays, checkpoints)
+        per_split: dict[str, list[float]] = {}
+        for split, held in self.data.splits.items():
+            predicted = {}
+            for truth in held.outputs:
+                name = f"{split}/{truth.name}"
+                if name not in arrays:
+                    raise BadOutput(f"predictions.npz lacks {name}")
+                array = arrays[name]
+                want = (len(steps), *np.shape(truth.data))
+                if array.shape != want or array.dtype.kind not in "biuf" or not np.isfinite(array).all():
+                    raise BadOutput(f"predictions {name} has shape {array.shape}, dtype {array.dtype}; expected "
+                                    f"finite numbers of shape {want}")
+                predicted[truth.name] = array
+            per_split[split] = [
+                float(clrs.evaluate(held.outputs, {
+                    name: clrs.DataPoint(name=name, location=held.spec[name][1], type_=held.spec[name][2],
+                                         data=array[i])
+                    for name, array in predicted.items()
+                })["score"])
+                for i in range(len(steps))
+            ]
+        return best_by_validation(steps, np.asarray(per_split["val"]), np.asarray(per_split["test"]))
+
+
+def _checkpoint_steps(arrays: dict[str, np.ndarray], checkpoints: list[int]) -> np.ndarray:
+    steps = arrays.get("steps")
+    if steps is None or steps.ndim != 1 or not 1 <= len(steps) <= len(checkpoints) \
+            or not np.issubdtype(steps.dtype, np.integer):
+        raise BadOutput(f"predictions.npz needs steps, 1 to {len(checkpoints)} checkpoint steps")
+    if not set(steps.tolist()) <= set(checkpoints):
+        raise BadOutput(f"predictions name steps {steps.tolist()} that are not checkpoints of this job")
+    return steps
+
+
+def clrs_tasks(eval_samples: int = 0, test_length: int = TEST_LENGTH) -> dict[str, Task]:
+    """The 30 tasks, or none where dm-clrs is not installed. Smaller `eval_samples` and `test_length`
+    than CLRS-30's are for smoke tests on a CPU: a 64-node test sample of bubble sort is ~2,000
+    message-passing steps over 64^3 triplets, minutes on one core."""
+    if not clrs_available():
+        return {}
+    recipe = Recipe(default_steps=2000, max_steps=2000, lr=1e-3, weight_decay=1e-4, batch_size=32,
+                    num_checkpoints=10)
+    return {
+        f"clrs/{a}": ClrsTask(
+            name=f"clrs/{a}",
+            description=f"CLRS-30 {a}: dm-clrs' Triplet-GMPNN with the candidate's get_triplet_msgs; "
+                        f"trained at up to {validation_length(a)} nodes, validated at {validation_length(a)}, "
+                        f"tested (out of distribution) at {test_length}",
+            frameworks=("haiku",),
+            recipe=recipe,
+            algorithm=a,
+            eval_samples=eval_samples,
+            test_length=test_length,
+        )
+        for a in CLRS30_ALGORITHMS
+    }

@@ -1,0 +1,18 @@
+"""Triplet-GMPNN's triplet function (Ibarz et al. 2022): node, edge and graph terms broadcast over (i, j, k)."""
+import haiku as hk
+import jax.numpy as jnp
+
+
+def get_triplet_msgs(z, edge_fts, graph_fts, nb_triplet_fts):
+    node_1, node_2, node_3 = (hk.Linear(nb_triplet_fts)(z) for _ in range(3))
+    edge_1, edge_2, edge_3 = (hk.Linear(nb_triplet_fts)(edge_fts) for _ in range(3))
+    graph = hk.Linear(nb_triplet_fts)(graph_fts)
+    return (
+        jnp.expand_dims(node_1, axis=(2, 3))
+        + jnp.expand_dims(node_2, axis=(1, 3))
+        + jnp.expand_dims(node_3, axis=(1, 2))
+        + jnp.expand_dims(edge_1, axis=3)
+        + jnp.expand_dims(edge_2, axis=2)
+        + jnp.expand_dims(edge_3, axis=1)
+        + jnp.expand_dims(graph, axis=(1, 2, 3))
+    )

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup proto proto-check images serve demo test test-unit lint bench clean
+.PHONY: setup proto proto-check images serve demo test test-unit lint bench bench-clrs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ lint: $(STAMP)
 bench: setup
 	$(BIN)/python bench/mnist1d_baselines.py
 	$(BIN)/python bench/overhead.py
+
+## bench-clrs: the standard triplet seed on six CLRS-30 algorithms beside Ibarz et al. (hours on a CPU)
+bench-clrs: setup
+	$(BIN)/python bench/clrs_baselines.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -87,6 +87,12 @@ def test_tag_ignores_bytecode_and_other_images(tree: Path) -> None:
     assert images.image_tag("torch-cpu", tree) == before
 
 
+def test_tag_changes_with_source_only_pins(tree: Path) -> None:
+    before = images.image_tag("torch-cpu", tree)
+    (tree / "torch-cpu" / images.SDIST_REQUIREMENTS).write_text("promise==2.3\n")
+    assert images.image_tag("torch-cpu", tree) != before
+
+
 def test_tag_changes_with_base(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = images.image_tag("torch-cpu", tree)
     monkeypatch.setenv("EVOPROMPT_SANDBOX_BASE", "python:3.11-slim")
@@ -203,7 +209,7 @@ def test_real_tree_layout() -> None:
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!]+$")
 
 
-@pytest.mark.parametrize("name", ["torch-cpu", "jax-cpu", "torch-cuda", "jax-cuda"])
+@pytest.mark.parametrize("name", ["torch-cpu", "jax-cpu", "clrs-cpu", "torch-cuda", "jax-cuda"])
 def test_real_dockerfiles_keep_the_contract(name: str) -> None:
     d = images.sandbox_images_dir() / name
     text = (d / "Dockerfile").read_text()
@@ -225,6 +231,8 @@ def test_real_dockerfiles_keep_the_contract(name: str) -> None:
     assert "XLA_FLAGS" not in text
     if name.startswith("jax"):
         assert "import jax" in text
+    if name == "clrs-cpu":
+        assert "import clrs" in text
     if name.endswith("-cuda"):
         assert re.search(r"^ARG BASE=nvidia/cuda:\S+-runtime-\S+$", text, re.M)
     else:
@@ -236,6 +244,12 @@ def test_real_dockerfiles_keep_the_contract(name: str) -> None:
     assert len(names) == len(set(names))
     if name.startswith("torch"):
         assert any(p.startswith("torch==2.13.0") for p in pins)
+    elif name == "clrs-cpu":
+        assert {"dm-clrs", "dm-haiku", "jax", "jaxlib", "optax", "numpy", "tensorflow", "tfds-nightly"} <= set(names)
+        sdists = [ln.strip() for ln in (d / images.SDIST_REQUIREMENTS).read_text().splitlines()]
+        sdist_pins = [ln for ln in sdists if ln and not ln.startswith("#")]
+        assert sdist_pins and all(PIN.match(p) for p in sdist_pins)
+        assert not {p.split("==")[0] for p in sdist_pins} & set(names)  # each pin in one file only
     else:
         assert {"jax", "jaxlib", "flax", "optax", "numpy"} <= set(names)
 
@@ -245,6 +259,8 @@ def test_real_dockerfiles_keep_the_contract(name: str) -> None:
 IMPORT_CHECKS = {
     "torch-cpu": "import torch, numpy; print('ok', torch.__version__, float(torch.ones(3).sum()))",
     "jax-cpu": "import jax, flax, optax; import jax.numpy as jnp; import flax.linen; "
+    "print('ok', jax.__version__, float(jnp.ones(3).sum()))",
+    "clrs-cpu": "import clrs, haiku, jax, tensorflow; import jax.numpy as jnp; "
     "print('ok', jax.__version__, float(jnp.ones(3).sum()))",
 }
 

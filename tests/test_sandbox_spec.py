@@ -108,3 +108,23 @@ def test_torch_harness_applies_the_memory_fraction(monkeypatch):
     monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, d: calls.append((f, d)))
     device = train_torch._setup_device({"threads": 1, "gpu_memory_fraction": 0.475})
     assert calls == [(0.475, 0)] and device == torch.device("cuda", 0)
+
+
+def test_a_missing_image_is_an_actionable_infrastructure_error(tmp_path):
+    import threading
+
+    import docker.errors
+
+    from evoprompt.evaluator.sandbox.docker import DockerSandbox
+
+    class Containers:
+        def create(self, **spec):
+            raise docker.errors.ImageNotFound(f"No such image: {spec['image']}")
+
+    class Client:
+        containers = Containers()
+
+    sandbox = DockerSandbox(owner="own", client=Client())
+    run = sandbox.run(job(tmp_path), threading.Event())
+    assert "is not built" in run.infra_error and "make images" in run.infra_error
+    assert sandbox.sandbox_id("torch") in run.infra_error

@@ -154,6 +154,10 @@ class DockerSandbox(Sandbox):
             result.stderr_tail = _log_tail(container, job.limits.log_tail_bytes)
         except SandboxUnavailable as exc:
             result.infra_error = str(exc)
+        except docker.errors.ImageNotFound:
+            result.infra_error = (f"the sandbox image {self.sandbox_id(job.framework)} is not built (its harness "
+                                  "or requirements changed since it was); run `make images` (or `evoprompt "
+                                  "images build`) and retry")
         except docker.errors.DockerException as exc:
             result.infra_error = f"the Docker engine failed: {exc}"
             log.warning("docker failure in job %s: %s", job.job_id, exc)

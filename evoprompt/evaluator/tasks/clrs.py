@@ -13,6 +13,7 @@ does not offer these tasks.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -63,12 +64,15 @@ def validation_length(algorithm: str) -> int:
 
 
 def sampler_kwargs(algorithm: str) -> dict[str, Any]:
-    """run.py's kwargs for training and validation samplers (the test sampler gets none; dm-clrs
-    drops the ones a sampler does not take)."""
+    """run.py's kwargs for training and validation samplers (the test sampler gets none), less the
+    ones the algorithm's sampler does not take (dm-clrs would drop them with a warning per sampler)."""
+    import clrs
+
     p = [round(0.1 + 0.1 * i, 10) for i in range(9)]
     if algorithm in SPARSE_GRAPHS:
         p = [x / 2 for x in p]  # sparser graphs, or trajectories get very long
-    return {"p": p, "length_needle": -8}
+    taken = inspect.signature(clrs._src.samplers.SAMPLERS[algorithm]._sample_data).parameters
+    return {k: v for k, v in {"p": p, "length_needle": -8}.items() if k in taken}
 
 
 def default_eval_samples(algorithm: str) -> int:

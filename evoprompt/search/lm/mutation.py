@@ -1044,22 +1044,33 @@ def _scaled_expr(expr: ast.expr, factor: float) -> tuple[ast.expr, ast.expr, flo
 
 
 def _edit_width_expr(w: _Work) -> str | None:
-    """CLRS: widths given by an expression (`hk.Linear(nb_triplet_fts)`) scale together."""
-    groups: dict[str, list[tuple[ast.Call, tuple[int, str]]]] = {}
+    """CLRS: widths given by an expression (`hk.Linear(nb_triplet_fts)`, the sizes of an
+    `hk.nets.MLP([...])`) change together: the terms of a triplet function are summed, so every width
+    of the same base expression becomes the same new width, whatever earlier edits left."""
+    Site = tuple[Callable[[], ast.expr], Callable[[ast.expr], None]]
+    groups: dict[str, list[Site]] = {}
+
+    def add(expr: ast.expr, site: Site) -> None:
+        if not isinstance(expr, ast.Constant):
+            groups.setdefault(ast.dump(_scaled_expr(expr, 1.0)[1]), []).append(site)
+
     for call, family, kind in w.ctor_calls():
         spec = _ARGS.get((family, kind), {}).get("out")
         arg = _get_arg(call, *spec) if spec else None
-        if spec and arg is not None and not isinstance(arg, (ast.Constant, ast.List, ast.Tuple)):
-            groups.setdefault(ast.dump(arg), []).append((call, spec))
+        if spec is None or arg is None:
+            continue
+        if isinstance(arg, (ast.List, ast.Tuple)):
+            for i, elt in enumerate(arg.elts):
+                add(elt, (lambda a=arg, i=i: a.elts[i], lambda v, a=arg, i=i: a.elts.__setitem__(i, v)))
+        else:
+            add(arg, (lambda c=call, s=spec: _get_arg(c, *s), lambda v, c=call, s=spec: _set_arg(c, *s, v)))
     if not groups:
         return None
-    key = w.rng.choice(sorted(groups))
+    sites = groups[w.rng.choice(sorted(groups))]
     factor = w.rng.choice(FACTORS)
-    for call, spec in groups[key]:
-        arg = _get_arg(call, *spec)
-        assert arg is not None
-        new, base, total = _scaled_expr(arg, factor)
-        _set_arg(call, *spec, new)
+    new, base, total = _scaled_expr(sites[0][0](), factor)
+    for _, put in sites:
+        put(copy.deepcopy(new))
     return f"width {ast.unparse(base)} x{factor:g}" + (f" (now x{total:g})" if total != factor else "")
 
 

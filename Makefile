@@ -40,7 +40,7 @@ demo: setup
 
 ## test: unit and integration tests (Docker tests skip without an engine unless EVOPROMPT_REQUIRE_DOCKER=1)
 test: setup proto-check lint
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra --durations=20
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q -m "not integration"

@@ -55,9 +55,9 @@ def test_the_thirty_algorithms_are_dm_clrs_own():
     assert sorted(CLRS30_ALGORITHMS) == sorted(clrs.CLRS_30_ALGS_SETTINGS)
     names = [n for n in configured_tasks() if n.startswith("clrs/")]
     assert len(names) == 30 and "clrs/bfs" in names
-    for a in CLRS30_ALGORITHMS:
-        mult = clrs.CLRS_30_ALGS_SETTINGS[a]["num_samples_multiplier"]
-        assert default_eval_samples(a) == 2 * clrs.CLRS30["val"]["num_samples"] * mult  # run.py's sizes
+    # run.py's sizes: 64 samples, more for the algorithms with few output signals
+    assert default_eval_samples("bfs") == 64 and default_eval_samples("minimum") == 4096
+    assert default_eval_samples("find_maximum_subarray_kadane") == 2048
     assert len(SEEDS) == 9
 
 

@@ -142,9 +142,12 @@ def test_health_and_reflection(any_server):
 def test_server_info_and_tasks(client, any_server):
     info = client.server_info()
     assert info.backend == any_server.sandbox.name and info.slots == 2 and info.max_code_bytes == 65536
-    assert set(info.images) == {"torch", "flax"}
-    (task,) = [t for t in client.list_tasks() if t.name == "mnist1d"]
+    assert set(info.images) == {"torch", "flax", "haiku"}
+    tasks = client.list_tasks()
+    (task,) = [t for t in tasks if t.name == "mnist1d"]
     assert task.max_steps == 8000 and set(task.frameworks) == {"torch", "flax"}
+    clrs = [t for t in tasks if t.name.startswith("clrs/")]
+    assert len(clrs) == 30 and all(t.frameworks == ("haiku",) and t.max_steps == 2000 for t in clrs)
 
 
 def test_timeout_kills_the_evaluation(client):

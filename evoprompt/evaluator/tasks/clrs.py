@@ -76,12 +76,10 @@ def sampler_kwargs(algorithm: str) -> dict[str, Any]:
 
 
 def default_eval_samples(algorithm: str) -> int:
-    """run.py's validation and test sizes: 2 x 32 x the algorithm's num_samples_multiplier."""
-    multiplier = 64 if algorithm in {"quickselect", "minimum", "binary_search", "naive_string_matcher",
-                                     "kmp_matcher", "segments_intersect"} else 1
-    if algorithm == "find_maximum_subarray_kadane":
-        multiplier = 32
-    return 2 * 32 * multiplier
+    """run.py's validation and test sizes: 2 x CLRS-30's 32 x the algorithm's num_samples_multiplier."""
+    import clrs
+
+    return 2 * clrs.CLRS30["val"]["num_samples"] * clrs.CLRS_30_ALGS_SETTINGS[algorithm]["num_samples_multiplier"]
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=6 * 3600.0, help="wall-clock limit of one evaluation")
+    parser.add_argument("--memory-gb", type=float, default=8.0,
+                        help="memory of one sandbox (dm-clrs' model at 16 training nodes takes more than 4 GB)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "clrs_baselines.json")
     args = parser.parse_args(argv)
 
@@ -57,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.eval_samples or 'run.py'} eval samples, test at {args.test_length} nodes, {args.slots} slot(s)",
           flush=True)
     started = time.monotonic()
-    with private_evaluator(args.backend, args.slots, timeout=args.timeout, clrs_eval_samples=args.eval_samples,
-                           clrs_test_length=args.test_length) as endpoint, EvaluatorClient(endpoint) as client:
+    with private_evaluator(args.backend, args.slots, timeout=args.timeout, memory_gb=args.memory_gb,
+                           clrs_eval_samples=args.eval_samples, clrs_test_length=args.test_length) as endpoint, \
+            EvaluatorClient(endpoint) as client:
         results = {
             r.request_id: r
             for r in client.evaluate_many(

@@ -92,10 +92,6 @@ class HeldOut:
     outputs: tuple[Any, ...]  # dm-clrs DataPoints
     spec: Any
 
-    @property
-    def size(self) -> int:
-        return int(self.lengths.shape[0])
-
 
 def _sample(algorithm: str, split: str, length: int, num_samples: int) -> HeldOut:
     import clrs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,3 +57,15 @@ def write_weights(output_dir: Path, params: dict[str, np.ndarray], state: dict[s
     arrays = {f"params/{k}": np.asarray(v) for k, v in params.items()}
     arrays.update({f"state/{k}": np.asarray(v) for k, v in state.items()})
     np.savez(output_dir / "weights.npz", **arrays)
+
+
+def flatten_tree(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dicts of arrays -> {'a/b/kernel': array}."""
+    flat: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if hasattr(value, "items"):
+            flat.update(flatten_tree(value, name))
+        else:
+            flat[name] = np.asarray(value)
+    return flat

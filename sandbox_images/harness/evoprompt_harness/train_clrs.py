@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .candidate import get_attribute
-from .common import check_loss, write_weights
+from .common import check_loss, flatten_tree, write_weights
 from .errors import CandidateError
 
 PREDICT_BATCH = 32
@@ -85,15 +85,20 @@ def _held_out_features(data: dict[str, np.ndarray], split: str, spec: Any, recip
     return clrs.Features(inputs=points("inputs"), hints=points("hints"), lengths=data[f"{split}/lengths"])
 
 
+def _with_data(point: Any, data: np.ndarray) -> Any:
+    """The DataPoint `point` holding `data` instead."""
+    import clrs
+
+    return clrs.DataPoint(name=point.name, location=point.location, type_=point.type_, data=data)
+
+
 def _pad_steps(features: Any, steps: int) -> Any:
     """Features with `steps` hint steps: zeros appended. The network runs steps - 1 message-passing
     steps and freezes each sample's outputs at its length, so extra steps change no prediction."""
-    import clrs
 
     def pad(point: Any) -> Any:
-        extra = steps - point.data.shape[0]
-        data = np.concatenate([point.data, np.zeros((extra, *point.data.shape[1:]), point.data.dtype)])
-        return clrs.DataPoint(name=point.name, location=point.location, type_=point.type_, data=data)
+        extra = np.zeros((steps - point.data.shape[0], *point.data.shape[1:]), point.data.dtype)
+        return _with_data(point, np.concatenate([point.data, extra]))
 
     return features._replace(hints=tuple(pad(p) for p in features.hints))
 
@@ -111,14 +116,9 @@ def _same_shapes(held_out: dict[str, Any]) -> dict[str, Any]:
 
 def _take(features: Any, idx: np.ndarray) -> Any:
     """The samples `idx` of a Features (batch axis 0 for inputs and lengths, 1 for hints)."""
-    import clrs
-
-    def dp(point: Any, data: np.ndarray) -> Any:
-        return clrs.DataPoint(name=point.name, location=point.location, type_=point.type_, data=data)
-
     return features._replace(
-        inputs=tuple(dp(p, p.data[idx]) for p in features.inputs),
-        hints=tuple(dp(p, p.data[:, idx]) for p in features.hints),
+        inputs=tuple(_with_data(p, p.data[idx]) for p in features.inputs),
+        hints=tuple(_with_data(p, p.data[:, idx]) for p in features.hints),
         lengths=features.lengths[idx],
     )
 
@@ -165,10 +165,6 @@ def _adamw_model_class() -> type:
             self.opt_state_skeleton = self.opt.init(jnp.zeros(1))
 
     return AdamWBaselineModel
-
-
-def _flatten_params(params: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
-    return {f"{module}/{name}": np.asarray(v) for module, leaves in params.items() for name, v in leaves.items()}
 
 
 def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path) -> dict[str, Any]:
@@ -230,5 +226,5 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
         if not np.isfinite(array).all():
             raise CandidateError("RUNTIME_ERROR", f"the predicted output probe {name} holds NaN or infinite values")
     np.savez(output_dir / "predictions.npz", steps=np.asarray(ck_steps, dtype=np.int64), **arrays)
-    write_weights(output_dir, _flatten_params(model.params), {})
+    write_weights(output_dir, flatten_tree(model.params), {})
     return {"train_seconds": train_seconds, "steps": int(spec["steps"]), "device": str(jax.devices()[0])}

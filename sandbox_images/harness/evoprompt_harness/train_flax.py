@@ -9,20 +9,8 @@ from typing import Any
 import numpy as np
 
 from .candidate import get_attribute
-from .common import batch_indices, check_logits_shape, check_loss, write_predictions, write_weights
+from .common import batch_indices, check_logits_shape, check_loss, flatten_tree, write_predictions, write_weights
 from .errors import CandidateError
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
-    """Nested dicts of arrays -> {'a/b/kernel': array}."""
-    flat: dict[str, np.ndarray] = {}
-    for key, value in tree.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if hasattr(value, "items"):
-            flat.update(_flatten(value, name))
-        else:
-            flat[name] = np.asarray(value)
-    return flat
 
 
 def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path) -> dict[str, Any]:
@@ -95,5 +83,5 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
     train_seconds = time.monotonic() - started
 
     write_predictions(output_dir, ck_steps, val_preds, test_preds)
-    write_weights(output_dir, _flatten(params), {})
+    write_weights(output_dir, flatten_tree(params), {})
     return {"train_seconds": train_seconds, "steps": int(spec["steps"]), "device": str(jax.devices()[0])}

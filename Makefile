@@ -5,20 +5,24 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup proto proto-check images serve demo test test-unit lint bench bench-clrs clean
+.PHONY: setup proto proto-check images serve demo test test-unit lint bench bench-clrs lock clean
 
-$(STAMP): pyproject.toml
+PIP_VERSION := 26.3
+# the three parts, editable, with every extra; constraints.txt pins what the project is tested with
+INSTALL := -c constraints.txt -e ./sdk -e "./evaluator[clrs,torch,jax]" -e "./search_client[hf,embedded]" --group dev
+
+$(STAMP): pyproject.toml sdk/pyproject.toml evaluator/pyproject.toml search_client/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[all]"
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet $(INSTALL)
 	touch $(STAMP)
 
-## setup: virtualenv in .venv with everything, and the sandbox images when a Docker engine answers
+## setup: virtualenv in .venv with the three parts (editable), and the sandbox images when a Docker engine answers
 setup: $(STAMP)
 	@if docker info >/dev/null 2>&1; then $(BIN)/evoprompt images build; \
 	else echo "no Docker engine answers: skipping sandbox images (the process back-end will be used)"; fi
 
-## proto: regenerate the Python code and stubs in evoprompt/sdk/proto from proto/
+## proto: regenerate the Python code and stubs in sdk/src/evoprompt/sdk/proto from proto/
 proto: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
 
@@ -35,8 +39,9 @@ serve: setup
 	$(BIN)/evoprompt serve
 
 ## demo: a short EvoPrompting search on MNIST-1D with an embedded evaluator, then its report
-demo: setup
-	$(BIN)/python -m evoprompt.demo
+## (builds only the sandbox image the demo uses, on first need)
+demo: $(STAMP)
+	$(BIN)/evoprompt demo
 
 ## test: unit and integration tests (Docker tests skip without an engine unless EVOPROMPT_REQUIRE_DOCKER=1)
 test: setup proto-check lint
@@ -55,6 +60,15 @@ bench: setup
 ## bench-clrs: the standard triplet seed on six CLRS-30 algorithms beside Ibarz et al. (hours on a CPU)
 bench-clrs: setup
 	$(BIN)/python bench/clrs_baselines.py
+
+## lock: re-resolve the newest versions the requirements allow and rewrite constraints.txt
+lock:
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install --quiet pip==$(PIP_VERSION)
+	build/lock-venv/bin/pip install --quiet -e ./sdk -e "./evaluator[clrs,torch,jax]" -e "./search_client[hf,embedded]" --group dev
+	{ sed -n '1,3p' constraints.txt; build/lock-venv/bin/pip freeze --exclude-editable | grep -v '^evoprompt' \
+	  | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	rm -rf build/lock-venv
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

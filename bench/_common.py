@@ -16,13 +16,14 @@ RESULTS_DIR = Path(__file__).parent / "results"
 
 
 @contextlib.contextmanager
-def private_evaluator(backend: str, slots: int, **overrides: Any) -> Iterator[str]:
+def private_evaluator(backend: str, slots: int, frameworks: Sequence[str], **settings: Any) -> Iterator[str]:
     """An embedded evaluator with a fresh result store (nothing answered from an earlier run), scoring on
     the published data so the figures compare with published ones."""
-    from evoprompt.cli.embedded import embedded_evaluator
+    from evoprompt.sdk.embedded import embedded_evaluator
 
     with tempfile.TemporaryDirectory(prefix="evoprompt-bench-") as home, \
-            embedded_evaluator(backend, slots=slots, home=home, **{"public_data": True, **overrides}) as endpoint:
+            embedded_evaluator(frameworks=frameworks, backend=backend, slots=slots, home=home,
+                               **{"public_data": True, **settings}) as endpoint:
         yield endpoint
 
 

@@ -19,8 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS_DIR, print_table, private_evaluator, write_json  # noqa: E402
+from _common import RESULTS_DIR, print_table, private_evaluator, write_json
 
 ALGORITHMS = ("bfs", "dfs", "articulation_points", "graham_scan", "mst_kruskal", "insertion_sort")
 # Ibarz et al. 2022, Table 1, Triplet-GMPNN (single task), OOD micro-F1 in %: mean and std
@@ -37,7 +36,7 @@ PAPER_STEPS = 2000  # EvoPrompting's budget per candidate
 
 def main(argv: list[str] | None = None) -> int:
     from evoprompt.sdk import EvaluationRequest, EvaluatorClient
-    from evoprompt.seeds import list_seeds
+    from evoprompt.search.seeds import list_seeds
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-steps", type=int, default=PAPER_STEPS)
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.eval_samples or 'run.py'} eval samples, test at {args.test_length} nodes, {args.slots} slot(s)",
           flush=True)
     started = time.monotonic()
-    with private_evaluator(args.backend, args.slots, timeout=args.timeout, memory_gb=args.memory_gb,
+    with private_evaluator(args.backend, args.slots, ["haiku"], timeout=args.timeout, memory_gb=args.memory_gb,
                            clrs_eval_samples=args.eval_samples, clrs_test_length=args.test_length) as endpoint, \
             EvaluatorClient(endpoint) as client:
         results = {

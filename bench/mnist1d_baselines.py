@@ -17,8 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS_DIR, print_table, private_evaluator, write_json  # noqa: E402
+from _common import RESULTS_DIR, print_table, private_evaluator, write_json
 
 PUBLISHED = {"logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "gru": 0.91}
 CNN_FLOOR = 0.91
@@ -27,7 +26,7 @@ FULL_STEPS = 8000
 
 def main(argv: list[str] | None = None) -> int:
     from evoprompt.sdk import EvaluationRequest, EvaluatorClient
-    from evoprompt.seeds import list_seeds
+    from evoprompt.search.seeds import list_seeds
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-steps", type=int, default=FULL_STEPS)
@@ -42,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(seeds)} seed programs x {args.seeds} training seeds, {args.max_steps} steps each, "
           f"{args.slots} slot(s)", flush=True)
     started = time.monotonic()
-    with private_evaluator(args.backend, args.slots, timeout=3600.0) as endpoint, EvaluatorClient(endpoint) as client:
+    with private_evaluator(args.backend, args.slots, ["torch", "flax"], timeout=3600.0) as endpoint, \
+            EvaluatorClient(endpoint) as client:
         results = {
             r.request_id: r
             for r in client.evaluate_many(

@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS_DIR, median, print_table, private_evaluator, write_json  # noqa: E402
-
-HARNESS = Path(__file__).parents[1] / "sandbox_images" / "harness"
+from _common import RESULTS_DIR, median, print_table, private_evaluator, write_json
 
 
 def bare_run(code: str, steps: int, seed: int) -> float:
     """Wall time of the harness's training run in this process, inputs prepared beforehand."""
-    sys.path.insert(0, str(HARNESS))
-    from evoprompt_harness.job import run_job
-
+    from evoprompt.evaluator.harness import import_harness
     from evoprompt.evaluator.tasks import get_task
+
+    run_job = import_harness().run_job
 
     task = get_task("mnist1d")
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,9 +42,9 @@ def bare_run(code: str, steps: int, seed: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from evoprompt.cli.embedded import choose_backend
+    from evoprompt.evaluator.embedded import choose_backend
     from evoprompt.sdk import EvaluatorClient
-    from evoprompt.seeds import list_seeds
+    from evoprompt.search.seeds import list_seeds
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-steps", type=int, default=2000)
@@ -57,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     code = next(s for s in list_seeds("mnist1d", "torch") if s.name == "cnn").code
-    backends = ["process"] + (["docker"] if choose_backend("auto") == "docker" else [])
+    backends = ["process"] + (["docker"] if choose_backend("auto", ["torch"]) == "docker" else [])
     times: dict[str, list[float]] = {"bare": [], **{b: [] for b in backends}}
     bare_run(code, 10, 0)  # warm-up: imports and data generation are not what we measure
 
     with contextlib.ExitStack() as stack:
-        clients = {b: stack.enter_context(EvaluatorClient(stack.enter_context(private_evaluator(b, 1))))
+        clients = {b: stack.enter_context(EvaluatorClient(stack.enter_context(private_evaluator(b, 1, ["torch"]))))
                    for b in backends}
         for rep in range(args.repeats):
             times["bare"].append(bare_run(code, args.max_steps, 0))

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from evoprompt.evaluator.server import EvaluatorServer
-from evoprompt.evaluator.settings import load_settings
 from evoprompt.sdk import EvaluatorClient
-
-from .docker_util import require_sandbox_images
-
-PROGRAMS = Path(__file__).parent / "programs"
-
-
-def start_server(home: Path, backend: str, **overrides) -> EvaluatorServer:
-    settings = load_settings(overrides={"host": "127.0.0.1", "port": 0, "backend": backend, "home": home,
-                                        "slots": 2, "timeout": 300.0, **overrides})
-    return EvaluatorServer(settings).start()
+from tests.support.docker_util import require_sandbox_images
+from tests.support.servers import start_server
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +38,3 @@ def client(any_server) -> Iterator[EvaluatorClient]:
     with EvaluatorClient(any_server.endpoint) as c:
         yield c
 
-
-def framework_of(code: str) -> str:
-    return "flax" if "flax" in code else "torch"

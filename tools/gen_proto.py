@@ -1,4 +1,4 @@
-"""Generate the Python gRPC code and .pyi stubs for proto/ into evoprompt/sdk/proto/.
+"""Generate the Python gRPC code and .pyi stubs for proto/ into sdk/src/evoprompt/sdk/proto/.
 
 protoc names the generated modules after the .proto path (evoprompt.evaluator.v1), but the
 generated code ships inside the SDK package; like Optuna, we rewrite the one generated import
@@ -20,7 +20,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 PROTO = "evoprompt/evaluator/v1/evaluator.proto"
-TARGET = ROOT / "evoprompt" / "sdk" / "proto"
+TARGET = ROOT / "sdk" / "src" / "evoprompt" / "sdk" / "proto"
 GENERATED = ("evaluator_pb2.py", "evaluator_pb2.pyi", "evaluator_pb2_grpc.py", "evaluator_pb2_grpc.pyi")
 IMPORT_FROM = "from evoprompt.evaluator.v1 import evaluator_pb2"
 IMPORT_TO = "from evoprompt.sdk.proto import evaluator_pb2"

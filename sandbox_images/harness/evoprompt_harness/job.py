@@ -26,10 +26,7 @@ import numpy as np
 
 from .candidate import describe_exception, load_module
 from .errors import CandidateError
-
-EXIT_OK = 0
-EXIT_BAD_JOB = 2
-EXIT_CANDIDATE_FAILED = 3
+from .protocol import EXIT_BAD_JOB, EXIT_CANDIDATE_FAILED, EXIT_OK
 
 
 def _write_json(path: Path, record: dict[str, Any]) -> None:

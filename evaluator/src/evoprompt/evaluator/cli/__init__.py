@@ -1,0 +1,1 @@
+"""Subcommands of `evoprompt` that the evaluator brings: serve, images."""

@@ -1,0 +1,109 @@
+"""Decide an evaluation's status and scores from what the sandbox did and wrote.
+
+Order matters: what the host observed (engine failure, cancellation, timeout, output overflow,
+OOM kill) outranks anything the sandbox claims; a clean exit is then checked against the files,
+which the server scores itself. The harness's result.json only supplies messages for failures.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import replace
+
+from evoprompt.sdk.types import Checkpoint, EvaluationResult, Status
+
+from .harness import harness_protocol
+from .outputs import BadOutput, count_weights, directory_bytes, read_result_record
+from .sandbox.base import SandboxJob, SandboxRun
+from .status_policy import claimed_status
+from .validation import ValidRequest
+
+_MIB = 1024**2
+
+
+def base_result(req: ValidRequest, sandbox_id: str) -> EvaluationResult:
+    return EvaluationResult(
+        request_id=req.request_id,
+        status=Status.STATUS_UNSPECIFIED,
+        code_sha256=req.code_sha256,
+        task=req.task.name,
+        framework=req.framework,
+        steps=req.steps,
+        seed=req.seed,
+        sandbox=sandbox_id,
+    )
+
+
+def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str) -> EvaluationResult:
+    result = replace(base_result(req, sandbox_id), wall_seconds=run.wall_seconds, stderr_tail=run.stderr_tail)
+    limits = job.limits
+
+    def fail(status: Status, message: str) -> EvaluationResult:
+        return replace(result, status=status, message=message)
+
+    if run.infra_error:
+        return fail(Status.INTERNAL_ERROR, f"the evaluator could not run the sandbox: {run.infra_error}")
+    if run.cancelled:
+        return fail(Status.CANCELLED,
+                    f"cancelled after {run.wall_seconds:.1f} s (by a client, or its caller went away)")
+    if run.timed_out:
+        return fail(
+            Status.TIMEOUT,
+            f"killed after the wall-clock limit of {job.timeout:g} s; make the model cheaper or lower max_steps",
+        )
+    # checked again after the exit: writes in the watcher's last interval count too
+    if run.output_exceeded or directory_bytes(job.output_dir, limits.output_bytes) > limits.output_bytes:
+        return fail(Status.OUTPUT_LIMIT, f"the sandbox wrote more than {limits.output_bytes // _MIB} MiB of output "
+                    "(every file or folder counts at least 4 KiB)")
+    if run.oom_killed:
+        return fail(
+            Status.OOM, f"killed for using more than its memory limit of {limits.memory_bytes / 1024**3:g} GiB"
+        )
+    if run.exit_code == harness_protocol().EXIT_CANDIDATE_FAILED:
+        record = read_result_record(job.output_dir) or {}
+        claimed = str(record.get("status", ""))
+        message = str(record.get("message", "")) or "the candidate failed (no details were written)"
+        if claimed == "OOM":
+            message = f"ran out of memory (limit {limits.memory_bytes / 1024**3:g} GiB): {message}"
+        return fail(claimed_status(claimed), message[:4000])
+    if run.exit_code != 0:
+        return fail(Status.RUNTIME_ERROR, f"the sandbox process {_describe_exit(run.exit_code)}")
+    return _score(req, job, result)
+
+
+def _score(req: ValidRequest, job: SandboxJob, result: EvaluationResult) -> EvaluationResult:
+    limit = job.limits.output_bytes
+    try:
+        score = req.task.score(job.output_dir, limit, req.task.recipe.checkpoints(req.steps))
+        counts = count_weights(job.output_dir, limit)
+    except BadOutput as exc:
+        status = Status.OUTPUT_LIMIT if exc.too_large else Status.INVALID_OUTPUT
+        return replace(result, status=status, message=f"{exc}; the sandbox must write its outputs through the harness")
+    record = read_result_record(job.output_dir) or {}
+    train_seconds = record.get("train_seconds", 0.0)
+    if not isinstance(train_seconds, int | float) or not 0 <= train_seconds <= result.wall_seconds:
+        train_seconds = 0.0
+    return replace(
+        result,
+        status=Status.OK,
+        val_accuracy=score.val_accuracy,
+        test_accuracy=score.test_accuracy,
+        best_step=score.best_step,
+        num_params=counts.num_params,
+        num_state=counts.num_state,
+        train_seconds=float(train_seconds),
+        checkpoints=tuple(Checkpoint(step=s, val_accuracy=v, test_accuracy=t) for s, v, t in score.checkpoints),
+        message=f"trained {req.steps} steps; best validation accuracy at step {score.best_step}",
+    )
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "ended without an exit status"
+    if code > 128:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        return f"was killed by {name} (exit status {code})"
+    return f"exited with status {code} before writing its results"

@@ -1,0 +1,75 @@
+"""`evoprompt tasks` and `evoprompt info`: what a running evaluator offers, and its state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--evaluator", required=True, help="HOST:PORT of a running server")
+    p.add_argument("--token", default=os.environ.get("EVOPROMPT_TOKEN"),
+                   help="bearer token of the evaluator (default: EVOPROMPT_TOKEN)")
+    p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA certificate: talk TLS")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def add_tasks_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tasks", help="list an evaluator's tasks", description=__doc__)
+    _common(p)
+    p.set_defaults(run=run_tasks)
+
+
+def add_info_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show an evaluator's back-end, slots, queue and images", description=__doc__)
+    _common(p)
+    p.set_defaults(run=run_info)
+
+
+def _client(args: argparse.Namespace):
+    from ..client import EvaluatorClient
+
+    tls = {"tls": True, "root_certificates": args.tls_ca.read_bytes()} if args.tls_ca else {}
+    return EvaluatorClient(args.evaluator, token=args.token, **tls)
+
+
+def _run(args: argparse.Namespace, show) -> int:
+    from ..errors import EvaluatorError
+
+    try:
+        with _client(args) as client:
+            show(client)
+    except (EvaluatorError, OSError, ValueError) as exc:
+        print(f"evoprompt {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_tasks(args: argparse.Namespace) -> int:
+    def show(client) -> None:
+        tasks = client.list_tasks()
+        if args.json:
+            print(json.dumps([asdict(t) for t in tasks]))
+            return
+        width = max((len(t.name) for t in tasks), default=4)
+        for t in tasks:
+            print(f"{t.name:<{width}}  {','.join(t.frameworks):<12}  steps {t.default_steps} (max {t.max_steps})")
+
+    return _run(args, show)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    def show(client) -> None:
+        info = asdict(client.server_info())
+        if args.json:
+            print(json.dumps(info))
+            return
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+
+    return _run(args, show)

@@ -1,0 +1,52 @@
+"""The errors of the evaluator's API: one class per failure a caller handles differently, raised by
+the server's own code and by the SDK alike, and free of gRPC (`status_codes` maps them to and from
+gRPC status codes, in one place).
+
+`EvaluatorError.message` is what a person reads: what went wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class EvaluatorError(Exception):
+    """Base class of every error of the evaluator's API."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def details(self) -> str:  # the name gRPC gives the message; kept for callers that use it
+        return self.message
+
+
+class InvalidRequestError(EvaluatorError):
+    """The request is malformed (unknown task, code too large, ...): fix it, do not retry."""
+
+
+class QueueFullError(EvaluatorError):
+    """The server's queue is full (in the SDK: it stayed full through every retry)."""
+
+
+class EvaluatorUnavailableError(EvaluatorError):
+    """No server answered, or its sandbox engine cannot be used; the message says how to fix it."""
+
+
+class DeadlineExceededError(EvaluatorError):
+    """The call's deadline passed before the answer came."""
+
+
+class AuthenticationError(EvaluatorError):
+    """The server refused the credentials (or got none where it needs a token)."""
+
+
+class NotFoundError(EvaluatorError):
+    """What the call names does not exist."""
+
+
+class CancelledError(EvaluatorError):
+    """The call was cancelled."""
+
+
+class InternalError(EvaluatorError):
+    """The evaluator itself failed; retrying may help, the server's log says more."""

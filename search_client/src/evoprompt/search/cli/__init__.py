@@ -1,0 +1,1 @@
+"""Subcommands of `evoprompt` that the search client brings: search, report, demo."""

@@ -1,0 +1,277 @@
+"""The EvoPrompting loop (Chen, Dohan, So 2023, Algorithm 1), resumable at any point.
+
+    parents <- the seeds, evaluated
+    for round t = 1..T:
+        m prompts, each with k examples drawn uniformly from the parents and a temperature drawn
+        uniformly from {0.2, 0.6, 0.8, 1.0}; n children sampled per prompt
+        children are de-duplicated and evaluated (generation and evaluation overlap)
+        fitness = -num_params * val_error; children with val_error >= alpha are dropped
+        parents <- top p of all children so far that were never parents
+        prompt-tune the LM on this round's evaluated children that were not chosen as parents
+
+Every step is written to the run's database before the next starts (see store.py), so a killed run
+resumes without sampling a finished prompt again or evaluating a finished candidate again.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from evoprompt.sdk import AsyncEvaluatorClient, EvaluationRequest, EvaluationResult, EvaluatorError, Status
+from evoprompt.sdk.errors import InvalidRequestError
+from evoprompt.search.seeds import list_seeds
+
+from .config import SearchConfig
+from .lm.base import LanguageModel, LMConfigError, LMError
+from .prompt import Example, Prompt, anchor_for, build_prompt, metrics_docstring, program_from_output
+from .store import Candidate, RunStore
+
+log = logging.getLogger(__name__)
+
+
+def fitness(result: EvaluationResult, alpha: float) -> float | None:
+    """The paper's objective, or None for a child that is dropped (failed, or error >= alpha)."""
+    if result.status is not Status.OK or result.val_error >= alpha:
+        return None
+    return -result.num_params * result.val_error
+
+
+def sha256(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+@dataclass
+class Counters:
+    """What the progress bar shows."""
+
+    round: int = 0
+    samples: int = 0
+    evaluations: int = 0
+    best_fitness: float | None = None
+
+
+class Search:
+    def __init__(self, config: SearchConfig, lm: LanguageModel, client: AsyncEvaluatorClient, store: RunStore,
+                 run_dir: Path, *, eval_concurrency: int = 4,
+                 on_progress: Callable[[Counters], None] | None = None) -> None:
+        self.config = config
+        self.lm = lm
+        self.client = client
+        self.store = store
+        self.run_dir = run_dir
+        self.counters = Counters()
+        self._eval_slots = asyncio.Semaphore(max(1, eval_concurrency))
+        self._on_progress = on_progress or (lambda c: None)
+        self.tuning = self._tuning_enabled()
+
+    def _tuning_enabled(self) -> bool:
+        wanted = self.config.prompt_tuning
+        if wanted == "on" and not self.lm.tunable:
+            raise LMConfigError(f"--prompt-tuning on needs an hf:MODEL back-end; {self.config.lm!r} cannot be tuned")
+        if self.config.mode == "few-shot":
+            return False
+        return self.lm.tunable and wanted != "off"
+
+    @property
+    def total_rounds(self) -> int:
+        return 1 if self.config.mode == "few-shot" else self.config.rounds
+
+    @property
+    def prompts_per_round(self) -> int:
+        # the few-shot ablation spends the whole budget in one round from the seeds
+        return self.config.prompts * (self.config.rounds if self.config.mode == "few-shot" else 1)
+
+    # -- the loop -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self._restore_soft_prompt()
+        self._refresh_counters()
+        parents = await self._evaluate_seeds()
+        if not parents:
+            raise RuntimeError("no seed program evaluated OK, so there is nothing to prompt with; "
+                               "see `evoprompt report` for their errors")
+        for t in range(1, self.total_rounds + 1):
+            self.counters.round = t
+            row = self.store.round(t)
+            if row is not None and row["state"] == "done":
+                parents = tuple(json.loads(row["parents_out"]))
+                continue
+            if row is None:
+                self.store.start_round(t, parents)
+            parents_in = tuple(json.loads(self.store.round(t)["parents_in"]))  # type: ignore[index]
+            if row is None or row["state"] == "started":
+                await self._run_round(t, parents_in)
+                self.store.finish_evaluation(t, self._select_parents(t, parents_in))
+            parents = tuple(json.loads(self.store.round(t)["parents_out"]))  # type: ignore[index]
+            losses, soft_prompt = await self._tune(t, parents)
+            self.store.finish_round(t, losses, soft_prompt)
+            self._progress()
+
+    # -- seeds ----------------------------------------------------------------------------------
+    async def _evaluate_seeds(self) -> tuple[int, ...]:
+        have = {c.name: c for c in self.store.candidates("kind='seed'")}
+        for seed in list_seeds(self.config.task, self.config.framework):
+            if seed.name not in have:
+                self.store.add_candidate(round=0, kind="seed", name=seed.name, code=seed.code,
+                                         code_sha256=sha256(seed.code),
+                                         request_id=f"{self.config.run_id}-seed-{seed.name}")
+        seeds = self.store.candidates("kind='seed'")
+        if not seeds:
+            raise LMConfigError(f"no seed programs for task {self.config.task!r} and framework "
+                                f"{self.config.framework!r}")
+        await asyncio.gather(*(self._evaluate(c) for c in seeds if c.state == "generated"))
+        return tuple(c.id for c in self.store.candidates("kind='seed' AND status='OK'"))
+
+    # -- one round ------------------------------------------------------------------------------
+    def _plan(self, t: int, parents_in: tuple[int, ...]) -> None:
+        """The round's prompts, drawn once from a generator seeded by (seed, round)."""
+        if list(self.store.prompts(t)):
+            return
+        rng = random.Random(f"{self.config.seed}:{t}:prompts")
+        for i in range(self.prompts_per_round):
+            chosen = tuple(rng.sample(list(parents_in), min(self.config.shots, len(parents_in))))
+            temperature = rng.choice(self.config.temperatures)
+            self.store.plan_prompt(t, i, chosen, temperature, self._prompt(chosen).text)
+
+    def _prompt(self, parents: tuple[int, ...]) -> Prompt:
+        """The prompt whose in-context examples are these candidates, in this order."""
+        by_id = self.store.by_ids(parents)
+        examples = [Example(by_id[p].code, int(by_id[p].num_params or 0), float(by_id[p].val_accuracy or 0.0))
+                    for p in parents]
+        return build_prompt(examples, self.config.task)
+
+    async def _run_round(self, t: int, parents_in: tuple[int, ...]) -> None:
+        self._plan(t, parents_in)
+        evaluations: list[asyncio.Task[None]] = []
+        # children generated before a restart but never evaluated
+        for c in self.store.candidates("round=? AND kind='child' AND state='generated'", (t,)):
+            evaluations.append(asyncio.create_task(self._evaluate(c)))
+        for row in self.store.prompts(t):
+            if row["state"] != "planned":
+                continue
+            children = await self._generate(t, row)
+            evaluations.extend(asyncio.create_task(self._evaluate(c)) for c in children)
+        await asyncio.gather(*evaluations)
+
+    async def _generate(self, t: int, row: object) -> list[Candidate]:
+        """Sample one prompt's children and store them; returns those to evaluate."""
+        index, parents = row["prompt_index"], tuple(json.loads(row["parents"]))  # type: ignore[index]
+        temperature = row["temperature"]  # type: ignore[index]
+        prompt = self._prompt(parents)
+        self.store.begin_generation(t, index)
+        seed = int(sha256(f"{self.config.seed}:{t}:{index}")[:8], 16)
+        try:
+            outputs = await self.lm.generate(prompt, self.config.samples, temperature, seed)
+        except LMError as exc:
+            self.store.event("lm", f"round {t} prompt {index}: {exc}", round=t)
+            self.store.mark_prompt(t, index, "failed")
+            return []
+        known = self.store.known_hashes()
+        rows = []
+        for j, output in enumerate(outputs[: self.config.samples]):
+            code = program_from_output(prompt, output)
+            digest = sha256(code)
+            state, message = "generated", None
+            if digest in known:
+                state, message = "duplicate", "identical to an earlier candidate"
+            else:
+                problem = self._syntax_problem(code)
+                if problem:
+                    state, message = "invalid", problem
+            known.add(digest)
+            rows.append({"sample_index": j, "code": code, "code_sha256": digest, "parents": parents,
+                         "lm_output": output, "temperature": temperature, "state": state, "message": message,
+                         "request_id": f"{self.config.run_id}-{t}-{index}-{j}"})
+        ids = self.store.add_generation(t, index, rows)
+        self.counters.samples += len(rows)
+        self._progress()
+        return [c for c in self.store.by_ids(ids).values() if c.state == "generated"]
+
+    def _syntax_problem(self, code: str) -> str | None:
+        """Programs that cannot be candidates are not sent to the evaluator (they count as samples)."""
+        try:
+            ast.parse(code)
+        except SyntaxError as exc:
+            return f"syntax error: {exc.msg} (line {exc.lineno})"
+        if len(code.encode()) > 64 * 1024:
+            return "longer than 64 KiB"
+        if not anchor_for(self.config.task).search(code):
+            return f"no line matching {anchor_for(self.config.task).pattern!r}"
+        return None
+
+    async def _evaluate(self, c: Candidate) -> None:
+        request = EvaluationRequest(self.config.task, self.config.framework, c.code, max_steps=self.config.max_steps,
+                                    seed=self.config.seed, request_id=c.request_id or "")
+        async with self._eval_slots:
+            self.store.mark_submitted(c.id)
+            try:
+                result = await self.client.evaluate_request(request)
+            except InvalidRequestError as exc:
+                result = EvaluationResult(request_id=request.request_id, status=Status.REJECTED, message=exc.details)
+            except EvaluatorError as exc:
+                self.store.event("evaluator", f"candidate {c.id}: {exc}", round=c.round)
+                result = EvaluationResult(request_id=request.request_id, status=Status.INTERNAL_ERROR,
+                                          message=str(exc))
+        score = fitness(result, self.config.alpha)
+        self.store.record_result(c.id, result, score)
+        self.counters.evaluations += 1
+        if score is not None and c.kind == "child":
+            best = self.counters.best_fitness
+            self.counters.best_fitness = score if best is None else max(best, score)
+        self._progress()
+
+    # -- selection and tuning -------------------------------------------------------------------
+    def _select_parents(self, t: int, parents_in: tuple[int, ...]) -> tuple[int, ...]:
+        used = self.store.used_parents()
+        pool = [c for c in self.store.candidates("kind='child' AND fitness IS NOT NULL AND round<=?", (t,))
+                if c.id not in used]
+        if self.config.mode == "random-parents":
+            rng = random.Random(f"{self.config.seed}:{t}:parents")
+            chosen = rng.sample(pool, min(self.config.parents, len(pool)))
+        else:
+            chosen = sorted(pool, key=lambda c: (-(c.fitness or 0.0), c.id))[: self.config.parents]
+        if not chosen:
+            self.store.event("search", f"round {t}: no child passed the filter; the round's parents stay", round=t)
+            return parents_in
+        return tuple(c.id for c in chosen)
+
+    async def _tune(self, t: int, parents_out: tuple[int, ...]) -> tuple[list[float] | None, str | None]:
+        if not self.tuning or t >= self.total_rounds:
+            return None, None
+        rest = [c for c in self.store.candidates("round=? AND kind='child' AND status='OK'", (t,))
+                if c.id not in set(parents_out)]
+        if not rest:
+            self.store.event("tuning", f"round {t}: no evaluated child outside the parents to tune on", round=t)
+            return None, None
+        texts = [f"{metrics_docstring(int(c.num_params or 0), float(c.val_accuracy or 0))}\n{c.code}" for c in rest]
+        out_dir = self.run_dir / "soft_prompts" / f"round_{t:02d}"
+        try:
+            report = await asyncio.to_thread(self.lm.tune, texts, out_dir)
+        except LMError as exc:
+            self.store.event("tuning", f"round {t}: {exc}", round=t)
+            return None, None
+        return list(report.losses), str(report.path) if report.path else None
+
+    def _restore_soft_prompt(self) -> None:
+        if not self.tuning:
+            return
+        done = [r for r in self.store.rounds() if r["soft_prompt"]]
+        if done:
+            self.lm.load_soft_prompt(Path(done[-1]["soft_prompt"]))
+
+    # -- progress -------------------------------------------------------------------------------
+    def _refresh_counters(self) -> None:
+        rows = self.store.raw("SELECT COUNT(*), SUM(state='evaluated'), MAX(fitness) FROM candidates "
+                              "WHERE kind='child'")
+        count, evaluated, best = rows[0]
+        self.counters.samples, self.counters.evaluations, self.counters.best_fitness = count, evaluated or 0, best
+
+    def _progress(self) -> None:
+        self._on_progress(self.counters)

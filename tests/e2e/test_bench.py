@@ -1,0 +1,40 @@
+"""The benchmarks' short-budget variants: they run, print their table and write sound JSON.
+
+The full runs (minutes) are `make bench`; their figures are in the README."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=900)
+
+
+def test_mnist1d_baselines_short_budget(tmp_path):
+    out = tmp_path / "baselines.json"
+    proc = run_bench("mnist1d_baselines.py", "--max-steps", "100", "--seeds", "1", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "published" in proc.stdout and "cnn" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["max_steps"] == 100 and len(data["results"]) == 9 and len(data["summary"]) == 9
+    assert all(r["status"] == "OK" and r["steps"] == 100 for r in data["results"])
+    torch_cnn = next(r for r in data["results"] if r["framework"] == "torch" and r["seed"] == "cnn")
+    assert torch_cnn["num_params"] == 5210 and torch_cnn["published_test_accuracy"] == 0.94
+
+
+def test_overhead_short_budget(tmp_path):
+    out = tmp_path / "overhead.json"
+    proc = run_bench("overhead.py", "--max-steps", "50", "--repeats", "1", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    assert data["median_ratio"]["bare"] == 1.0 and "process" in data["median_ratio"]
+    assert "ratio" in proc.stdout

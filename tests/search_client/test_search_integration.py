@@ -1,0 +1,166 @@
+"""The search client end to end: real evaluator (embedded, real sandboxes), real LMs built here."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from evoprompt.search.config import SearchConfig
+from evoprompt.search.lm.hf import HuggingFaceLM
+from evoprompt.search.prompt import Example, build_prompt, metrics_docstring, split_program
+from evoprompt.search.report import summarize
+from evoprompt.search.runner import run_search
+from evoprompt.search.seeds import list_seeds
+from evoprompt.search.store import RunStore
+from tests.support.tiny_lm import build_tiny_model
+
+pytestmark = pytest.mark.integration
+EVOPROMPT = [sys.executable, "-m", "evoprompt.sdk.cli"]
+TORCH_SEEDS = list_seeds("mnist1d", "torch")
+
+
+def test_random_gpt2_samples_and_its_soft_prompt_tunes(tmp_path):
+    """A GPT-2 from a config with random weights and a tokenizer trained here: sampling, tuning
+    that lowers its own loss, sampling with the new soft prompt, and loading it again."""
+    path = build_tiny_model(tmp_path / "gpt2", [s.code for s in TORCH_SEEDS], arch="gpt2")
+    lm = HuggingFaceLM(f"hf:{path}", max_new_tokens=32)
+    prompt = build_prompt([Example(TORCH_SEEDS[0].code, 5210, 0.9), Example(TORCH_SEEDS[1].code, 5134, 0.9)],
+                          "mnist1d")
+    first = asyncio.run(lm.generate(prompt, 3, 0.8, seed=1))
+    texts = [f"{metrics_docstring(410, 0.3)}\n{s.code}" for s in TORCH_SEEDS] * 4
+    report = lm.tune(texts, tmp_path / "soft")
+    before, *_, after = report.losses
+    assert after < before - 0.01, report.losses  # measurably lower
+    assert (tmp_path / "soft" / "adapter_config.json").exists()
+    second = asyncio.run(lm.generate(prompt, 3, 0.8, seed=1))
+    assert len(first) == len(second) == 3 and first != second  # same seed, new soft prompt
+    assert lm.sampled_with_soft_prompt == [False, True]
+    again = HuggingFaceLM(f"hf:{path}", max_new_tokens=32)
+    again.load_soft_prompt(tmp_path / "soft")
+    assert asyncio.run(again.generate(prompt, 3, 0.8, seed=1)) == second
+
+
+def prompt_format_texts() -> list[str]:
+    """Prompts from pairs of seeds, each followed by the body of the logistic or MLP seed: enough
+    training for a tiny model to write programs that parse and train (random weights never do)."""
+    rng = random.Random(0)
+    texts = []
+    for a, b in itertools.permutations(TORCH_SEEDS, 2):
+        for target in (s for s in TORCH_SEEDS if s.name in ("logistic", "mlp")):
+            examples = [Example(a.code, rng.randrange(400, 16000), rng.random()),
+                        Example(b.code, rng.randrange(400, 16000), rng.random())]
+            body = split_program(target.code, "mnist1d")[2].rstrip()
+            texts.append(f"{build_prompt(examples, 'mnist1d').text}{body}\n\n\n")
+    return texts
+
+
+def test_hf_pipeline_end_to_end(tmp_path):
+    """sample -> filter invalid code -> evaluate -> select -> prompt-tune -> sample with the soft prompt.
+
+    The tiny model writes mostly the logistic seed's body (evaluated OK once, then duplicates) and junk
+    (invalid). With the paper's alpha the weak child is dropped from selection, the seeds stay the
+    parents, and the child, evaluated but not chosen, is what the soft prompt is tuned on."""
+    path = build_tiny_model(tmp_path / "llama", [s.code for s in TORCH_SEEDS], arch="llama",
+                            train_texts=prompt_format_texts(), train_steps=200)
+    lm = HuggingFaceLM(f"hf:{path}", max_new_tokens=200)
+    config = SearchConfig(task="mnist1d", framework="torch", lm=lm.spec, rounds=2, prompts=2, samples=16,
+                          parents=2, max_steps=30, seed=3)
+    run_search(config, tmp_path / "run", lm=lm, progress=False)
+    store = RunStore(tmp_path / "run" / "run.sqlite3")
+    children = store.candidates("kind='child'")
+    states = {c.state for c in children}
+    assert len(children) == 2 * 2 * 16 and "invalid" in states and "evaluated" in states
+    ok_round1 = store.candidates("round=1 AND status='OK'")
+    assert ok_round1, "the tiny LM wrote no program that trained"
+    (r1, r2) = store.rounds()
+    losses = json.loads(r1["tune_losses"])
+    assert losses[-1] < losses[0], losses  # prompt-tuning lowered its own loss
+    assert Path(r1["soft_prompt"]).joinpath("adapter_config.json").exists()
+    assert r2["soft_prompt"] is None  # no tuning after the last round
+    assert lm.sampled_with_soft_prompt == [False] * 2 + [True] * 2  # round 2 sampled with it
+
+
+def run_cli(args: list[str], **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(EVOPROMPT + args, capture_output=True, text=True, env=env, timeout=1200, **kw)
+
+
+def test_mutation_search_beats_the_seeds_and_reports(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli(["search", "--task", "mnist1d", "--framework", "torch", "--lm", "mutation", "--run-dir",
+                    str(run_dir), "--rounds", "3", "--prompts", "3", "--samples", "4", "--parents", "3",
+                    "--max-steps", "300", "--seed", "7", "--no-progress"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "report:" in proc.stdout
+    report = run_cli(["report", str(run_dir), "--json"])
+    assert report.returncode == 0, report.stderr
+    summary = json.loads(report.stdout)
+    assert summary["rounds"] == 3 and summary["candidates"] == 3 * 3 * 4
+    assert summary["best"]["fitness"] > summary["seeds_best_fitness"], summary
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "pareto.png" in html and "fitness.png" in html
+    for png in ("pareto.png", "fitness.png"):
+        assert (run_dir / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_kill_9_mid_round_then_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["search", "--task", "mnist1d", "--framework", "torch", "--lm", "mutation", "--run-dir", str(run_dir),
+            "--rounds", "2", "--prompts", "3", "--samples", "4", "--parents", "3", "--max-steps", "200",
+            "--no-progress"]
+    proc = subprocess.Popen(EVOPROMPT + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, start_new_session=True)
+    db = run_dir / "run.sqlite3"
+    deadline = time.monotonic() + 600
+    evaluated = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if db.exists():
+            rows = RunStore(db).raw("SELECT COUNT(*) FROM candidates WHERE round=1 AND state='evaluated'")
+            evaluated = rows[0][0]
+            if evaluated >= 3:
+                break
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    os.killpg(proc.pid, signal.SIGKILL)  # the search and its embedded evaluator die at once
+    proc.wait()
+    store = RunStore(db)
+    before = {c.id: c for c in store.candidates()}
+    finished = {c.id for c in before.values() if c.state == "evaluated"}
+    assert store.rounds()[0]["state"] == "started"  # killed in the middle of round 1
+
+    resumed = run_cli(["search", "--run-dir", str(run_dir), "--resume", "--no-progress"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    store = RunStore(db)
+    after = {c.id: c for c in store.candidates()}
+    assert [r["state"] for r in store.rounds()] == ["done", "done"]
+    assert len([c for c in after.values() if c.kind == "child"]) == 2 * 3 * 4  # none generated twice
+    for cid, c in before.items():
+        assert after[cid].code == c.code and after[cid].request_id == c.request_id
+    submissions = {r["id"]: r["submissions"] for r in store.raw("SELECT id, submissions FROM candidates")}
+    assert all(submissions[cid] == 1 for cid in finished)  # none evaluated twice
+    generations = [r[0] for r in store.raw("SELECT generations FROM prompts")]
+    assert max(generations) <= 2 and generations.count(2) <= 1  # only a prompt cut off mid-sampling
+    assert all(c.state in ("evaluated", "invalid", "duplicate") for c in after.values())
+    assert summarize(run_dir)["rounds"] == 2
+
+
+def test_demo_runs_offline_with_the_mutation_fallback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "evoprompt.search.demo", "--run-dir", str(tmp_path / "demo"),
+                           "--rounds", "1", "--prompts", "2", "--samples", "2", "--max-steps", "50",
+                           "--no-progress"], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "EVOPROMPT_LM": "hf:Qwen/not-cached-here"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "falling back to the `mutation` operator" in proc.stderr
+    assert "report:" in proc.stdout
+    assert (tmp_path / "demo" / "report" / "pareto.png").exists()
+    assert (tmp_path / "demo" / "report" / "fitness.png").exists()

@@ -1,0 +1,223 @@
+"""The EvoPrompting loop against a real gRPC evaluator with a fake sandbox (fast): the algorithm's
+bookkeeping, filtering, selection, ablation modes, failures and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from evoprompt.evaluator.server import EvaluatorServer
+from evoprompt.evaluator.settings import load_settings
+from evoprompt.search.config import SearchConfig
+from evoprompt.search.lm.base import LanguageModel, LMConfigError, LMError
+from evoprompt.search.prompt import Prompt
+from evoprompt.search.runner import RunDirError, run_search
+from evoprompt.search.store import RunStore
+from tests.support.fakes import FakeSandbox
+
+
+class ScriptedLM(LanguageModel):
+    """Continuations that differ by a comment (and so in size); scripted junk, repeats and failures."""
+
+    def __init__(self, junk_every: int = 0, repeat_every: int = 0, fail_prompts: int = 0,
+                 crash_after: int | None = None) -> None:
+        super().__init__("scripted")
+        self.calls: list[tuple[str, int, float, int]] = []
+        self.junk_every, self.repeat_every, self.fail_prompts = junk_every, repeat_every, fail_prompts
+        self.crash_after = crash_after
+
+    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int) -> list[str]:
+        self.calls.append((prompt.text, num_samples, temperature, seed))
+        if self.crash_after is not None and len(self.calls) > self.crash_after:
+            raise KeyboardInterrupt  # stands in for kill -9: nothing after this point runs
+        if len(self.calls) <= self.fail_prompts:
+            raise LMError("the LM server answered 500")
+        outputs = []
+        for i in range(num_samples):
+            if self.junk_every and i % self.junk_every == 0:
+                outputs.append(f"    def forward(self x):  # {seed}\n")
+            elif self.repeat_every and i % self.repeat_every == 0:
+                outputs.append("    pass\n")
+            else:
+                outputs.append(f"    pass  # {seed}-{i}-{'x' * (seed % 97 + i)}\n")
+        return outputs
+
+
+class TunableScriptedLM(ScriptedLM):
+    tunable = True
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.tuned: list[list[str]] = []
+
+    def tune(self, texts, out_dir):
+        from evoprompt.search.lm.base import TuneReport
+
+        out_dir.mkdir(parents=True)
+        (out_dir / "adapter.txt").write_text("soft prompt")
+        self.tuned.append(texts)
+        return TuneReport((2.0, 1.5, 1.0), out_dir, len(texts))
+
+    def load_soft_prompt(self, path):
+        self.loaded = path
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    settings = load_settings(overrides={"port": 0, "backend": "process", "slots": 2, "queue_capacity": 256,
+                                        "home": tmp_path_factory.mktemp("evaluator")})
+    server = EvaluatorServer(settings, sandbox=FakeSandbox()).start()
+    yield server.endpoint
+    server.stop()
+
+
+def config(**kw) -> SearchConfig:
+    base = {"task": "mnist1d", "framework": "torch", "lm": "scripted", "rounds": 2, "prompts": 3, "samples": 4,
+            "parents": 3, "shots": 2, "alpha": 1.0, "max_steps": 5}
+    return SearchConfig(**{**base, **kw})
+
+
+def search(tmp_path: Path, endpoint: str, lm: LanguageModel, **kw) -> RunStore:
+    resume = kw.pop("resume", False)
+    run_search(None if resume else config(**kw), tmp_path, resume=resume, evaluator=endpoint, lm=lm,
+               progress=False)
+    return RunStore(tmp_path / "run.sqlite3")
+
+
+def test_rounds_prompts_samples_and_parent_selection(tmp_path, endpoint):
+    lm = ScriptedLM()
+    store = search(tmp_path, endpoint, lm)
+    seeds = store.candidates("kind='seed'")
+    children = store.candidates("kind='child'")
+    assert len(seeds) == 4 and all(s.status == "OK" for s in seeds)
+    assert len(children) == 2 * 3 * 4 and len(lm.calls) == 6
+    assert {s for _, s, _, _ in lm.calls} == {4} and {t for _, _, t, _ in lm.calls} <= {0.2, 0.6, 0.8, 1.0}
+    rounds = store.rounds()
+    assert [r["state"] for r in rounds] == ["done", "done"]
+    # round 1 draws from the seeds; round 2 from the top p children of round 1
+    assert set(json.loads(rounds[0]["parents_in"])) == {s.id for s in seeds}
+    r1 = [c for c in children if c.round == 1]
+    top = sorted(r1, key=lambda c: (-c.fitness, c.id))[:3]
+    assert json.loads(rounds[0]["parents_out"]) == [c.id for c in top]
+    assert json.loads(rounds[1]["parents_in"]) == [c.id for c in top]
+    # round 2's parents are the best children never used as parents
+    out2 = json.loads(rounds[1]["parents_out"])
+    assert not set(out2) & set(json.loads(rounds[1]["parents_in"]))
+    for prompt in store.raw("SELECT * FROM prompts"):
+        parents = json.loads(prompt["parents"])
+        assert len(parents) == 2 and len(set(parents)) == 2
+        assert set(parents) <= set(json.loads(rounds[prompt["round"] - 1]["parents_in"]))
+        assert prompt["state"] == "generated" and prompt["generations"] == 1
+    for c in children:
+        assert c.fitness == pytest.approx(-c.num_params * (1 - c.val_accuracy))
+
+
+def test_invalid_and_duplicate_children_count_but_are_not_evaluated(tmp_path, endpoint):
+    store = search(tmp_path, endpoint, ScriptedLM(junk_every=4, repeat_every=3), rounds=1)
+    states = [c.state for c in store.candidates("kind='child'")]
+    assert len(states) == 12
+    assert states.count("invalid") == 3  # samples 0 of each prompt: a syntax error
+    assert states.count("duplicate") >= 2  # "pass" again: only the first copy is evaluated
+    for c in store.candidates("kind='child' AND state IN ('invalid', 'duplicate')"):
+        assert c.status is None and c.fitness is None
+    assert store.raw("SELECT message FROM candidates WHERE state='invalid'")[0][0].startswith("syntax error")
+
+
+def test_alpha_drops_weak_children(tmp_path, endpoint):
+    store = search(tmp_path, endpoint, ScriptedLM(), rounds=1, alpha=0.5)  # the fake sandbox scores ~10%
+    assert all(c.fitness is None for c in store.candidates())
+    assert store.raw("SELECT COUNT(*) FROM events WHERE kind='search'")[0][0] == 1
+
+
+def test_lm_failures_are_recorded_and_the_run_goes_on(tmp_path, endpoint):
+    store = search(tmp_path, endpoint, ScriptedLM(fail_prompts=2))
+    assert [r["state"] for r in store.rounds()] == ["done", "done"]
+    assert store.raw("SELECT COUNT(*) FROM events WHERE kind='lm'")[0][0] == 2
+    assert store.raw("SELECT COUNT(*) FROM prompts WHERE state='failed'")[0][0] == 2
+
+
+def test_few_shot_ablation_spends_the_budget_in_one_round_from_the_seeds(tmp_path, endpoint):
+    store = search(tmp_path, endpoint, ScriptedLM(), mode="few-shot")
+    assert len(store.rounds()) == 1
+    assert len(store.raw("SELECT * FROM prompts")) == 2 * 3
+    seeds = {c.id for c in store.candidates("kind='seed'")}
+    for prompt in store.raw("SELECT parents FROM prompts"):
+        assert set(json.loads(prompt[0])) <= seeds
+
+
+def test_random_parents_ablation_picks_others_than_the_top(tmp_path, endpoint):
+    store = search(tmp_path, endpoint, ScriptedLM(), mode="random-parents", rounds=1, parents=3, seed=5)
+    r1 = store.candidates("kind='child'")
+    chosen = json.loads(store.rounds()[0]["parents_out"])
+    assert len(chosen) == 3 and set(chosen) <= {c.id for c in r1}
+    top = [c.id for c in sorted(r1, key=lambda c: (-c.fitness, c.id))[:3]]
+    assert chosen != top
+
+
+def test_prompt_tuning_on_the_children_not_chosen(tmp_path, endpoint):
+    lm = TunableScriptedLM()
+    store = search(tmp_path, endpoint, lm, rounds=3)
+    assert len(lm.tuned) == 2  # after rounds 1 and 2, not after the last
+    rounds = store.rounds()
+    for r, texts in zip(rounds, lm.tuned, strict=False):
+        parents = set(json.loads(r["parents_out"]))
+        ok = [c for c in store.candidates("round=? AND status='OK'", (r["round"],)) if c.id not in parents]
+        assert len(texts) == len(ok) and all(t.startswith('"""Metrics: {') for t in texts)
+        assert json.loads(r["tune_losses"]) == [2.0, 1.5, 1.0] and Path(r["soft_prompt"]).is_dir()
+
+
+def test_tuning_a_back_end_that_cannot_be_tuned_is_a_clear_error(tmp_path, endpoint):
+    with pytest.raises(LMConfigError, match="needs an hf:MODEL back-end"):
+        search(tmp_path, endpoint, ScriptedLM(), prompt_tuning="on")
+
+
+def test_an_existing_run_needs_resume(tmp_path, endpoint):
+    search(tmp_path, endpoint, ScriptedLM(), rounds=1)
+    with pytest.raises(RunDirError, match="--resume"):
+        search(tmp_path, endpoint, ScriptedLM(), rounds=1)
+
+
+def test_resume_after_a_crash_repeats_nothing_finished(tmp_path, endpoint):
+    lm = TunableScriptedLM(crash_after=4)  # dies sampling round 2's second prompt
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path, endpoint, lm, rounds=2)
+    store = RunStore(tmp_path / "run.sqlite3")
+    before = {c.id: (c.code, c.status) for c in store.candidates()}
+    evaluated_before = {c.id for c in store.candidates("state='evaluated'")}
+    store.close()
+
+    lm2 = TunableScriptedLM()
+    store = search(tmp_path, endpoint, lm2, resume=True)
+    assert lm2.loaded.name == "round_01"  # the soft prompt of round 1 is used again
+    assert len(lm2.calls) == 6 - 4  # only the two prompts never finished are sampled
+    after = {c.id: (c.code, c.status) for c in store.candidates()}
+    assert all(after[i][0] == code for i, (code, _) in before.items())
+    assert len(store.candidates("kind='child'")) == 2 * 3 * 4
+    for c in store.raw("SELECT id, submissions, state FROM candidates"):
+        assert c["state"] in ("evaluated", "invalid", "duplicate")
+        if c["id"] in evaluated_before:
+            assert c["submissions"] == 1  # finished before the crash: never sent again
+    # every prompt was sampled once, but the one whose sampling the crash interrupted (nothing of it was kept)
+    assert sorted(p[0] for p in store.raw("SELECT generations FROM prompts")) == [1] * 5 + [2]
+    assert [r["state"] for r in store.rounds()] == ["done", "done"]
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="--samples must be at least 1"):
+        config(samples=0)
+    with pytest.raises(ValueError, match="--mode"):
+        config(mode="greedy")
+
+
+def test_fitness_is_the_papers():
+    from evoprompt.sdk import EvaluationResult, Status
+    from evoprompt.search.loop import fitness
+
+    ok = EvaluationResult(request_id="a", status=Status.OK, num_params=1000, val_accuracy=0.9)
+    assert fitness(ok, 0.5) == pytest.approx(-100.0)
+    assert fitness(EvaluationResult(request_id="a", status=Status.OK, num_params=10, val_accuracy=0.5), 0.5) is None
+    assert fitness(EvaluationResult(request_id="a", status=Status.RUNTIME_ERROR), 0.5) is None
+    assert asyncio.iscoroutinefunction(ScriptedLM.generate)

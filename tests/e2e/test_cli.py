@@ -33,6 +33,8 @@ def seed_file(tmp_path) -> Path:
 
 
 def run(args, env, timeout=300):
+    if args[0] == "evaluate" and "--evaluator" not in args:  # an embedded server reads no EVOPROMPT_* variable
+        args = [*args, "--home", env["EVOPROMPT_HOME"]]
     return subprocess.run(EVOPROMPT + args, env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -74,8 +74,8 @@ def test_gpu_server_runs_the_cuda_images():
 def test_scheduler_hands_the_memory_fraction_to_the_harness(tmp_path):
     from evoprompt.evaluator.scheduler import Scheduler
     from evoprompt.evaluator.store import ResultStore
-
     from tests.support.fakes import FakeSandbox
+
     from .test_scheduler import request
 
     seen = {}

@@ -161,6 +161,8 @@ def test_demo_runs_offline_with_the_mutation_fallback(tmp_path):
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "EVOPROMPT_LM": "hf:Qwen/not-cached-here"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "falling back to the `mutation` operator" in proc.stderr
+    assert "not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in proc.stderr  # decided at once
+    assert "Retrying" not in proc.stderr and "retry" not in proc.stderr.lower()
     assert "report:" in proc.stdout
     assert (tmp_path / "demo" / "report" / "pareto.png").exists()
     assert (tmp_path / "demo" / "report" / "fitness.png").exists()

@@ -10,17 +10,45 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 DEFAULT_LM = "hf:Qwen/Qwen2.5-Coder-0.5B-Instruct"
+
+
+def hub_unreachable(spec: str) -> str | None:
+    """Why an `hf:` hub model cannot be had now, or None. Decided once, without the hub client's
+    retries (about 45 s of them on an offline machine): a model in the local cache or folder is fine,
+    HF_HUB_OFFLINE says no, else one short connection attempt to the hub says."""
+    name = spec.removeprefix("hf:")
+    if not spec.startswith("hf:") or Path(name).expanduser().exists():
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return "the hf extra is not installed (pip install 'evoprompt-search[hf]')"
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return f"{name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname or "", endpoint.port or 443), timeout=3).close()
+    except OSError as exc:
+        return f"{name} is not cached and the Hugging Face hub ({endpoint.hostname}) is not reachable: {exc}"
+    return None
 
 
 def load_lm(spec: str):  # -> LanguageModel
     from evoprompt.search.lm import LMConfigError, make_lm
 
     try:
+        reason = hub_unreachable(spec)
+        if reason:
+            raise LMConfigError(reason)
         return make_lm(spec)
     except LMConfigError as exc:
         print(f"demo: cannot use the LM {spec!r}: {exc}\n"

@@ -67,30 +67,73 @@ class HuggingFaceLM(LanguageModel):
     def _generate(self, text: str, num_samples: int, temperature: float, seed: int) -> list[str]:
         import torch
 
-        virtual = self.tuning.num_virtual_tokens if self.peft_model is not None else 0
-        budget = max(16, self.context - self.max_new_tokens - virtual)
-        ids = self.tokenizer(text, return_tensors="pt").input_ids[:, -budget:].to(self.device)  # keep the end
-        new_tokens = min(self.max_new_tokens, self.context - ids.shape[1] - virtual)
-        if new_tokens <= 0:
-            raise LMError(f"the prompt fills the model's context of {self.context} tokens")
-        model = self.peft_model or self.model
-        self.sampled_with_soft_prompt.append(self.peft_model is not None)
+        virtual = self._virtual_tokens()
+        ids = self.tokenizer(text, return_tensors="pt").input_ids
+        ids, new_tokens = self._fit(ids, virtual)
+        ids = ids.to(self.device)
+        soft = self.peft_model is not None
+        self.sampled_with_soft_prompt.append(soft)
         outputs: list[str] = []
         with self._lock, torch.no_grad():
             torch.manual_seed(seed)
+            inputs = self._soft_prompted(ids) if soft else {"input_ids": ids}
+            length = next(iter(inputs.values())).shape[1]  # virtual + prompt tokens
             while len(outputs) < num_samples:
                 count = min(self.batch_size, num_samples - len(outputs))
                 try:
-                    generated = model.generate(
-                        input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True,
-                        temperature=max(temperature, 1e-3), top_k=0, max_new_tokens=new_tokens,
+                    generated = self.model.generate(
+                        **inputs, attention_mask=torch.ones((1, length), dtype=torch.long, device=self.device),
+                        do_sample=True, temperature=max(temperature, 1e-3), top_k=0, max_new_tokens=new_tokens,
                         num_return_sequences=count, pad_token_id=self.tokenizer.pad_token_id,
                     )
+                except IndexError as exc:  # an embedding lookup (position or token id) out of range
+                    raise LMError(
+                        f"sampling failed: an index ran past the model's embeddings ({exc}) with a prompt of "
+                        f"{ids.shape[1]} tokens, {virtual} virtual tokens and {new_tokens} new tokens for a "
+                        f"context of {self.context} positions") from None
                 except (RuntimeError, ValueError) as exc:
-                    raise LMError(f"sampling failed: {exc}") from None
-                for row in generated[:, ids.shape[1]:]:
+                    raise LMError(f"sampling failed: {exc}".splitlines()[0]) from None
+                # from input_ids the output repeats the prompt; from inputs_embeds it is the new tokens only
+                for row in (generated[:, ids.shape[1]:] if not soft else generated):
                     outputs.append(self._cut(self.tokenizer.decode(row, skip_special_tokens=True)))
         return outputs
+
+    def _virtual_tokens(self) -> int:
+        """How many positions the soft prompt takes (0 without one); a loaded one may differ from the config."""
+        if self.peft_model is None:
+            return 0
+        return int(self.peft_model.active_peft_config.num_virtual_tokens)
+
+    def _fit(self, ids: Any, virtual: int) -> tuple[Any, int]:
+        """Cut the prompt (keeping its end) so that the soft prompt's virtual tokens, the prompt and the
+        new tokens fit in the model's positions; returns the prompt's ids and how many tokens to sample."""
+        room = self.context - virtual  # positions left for the prompt and what is sampled
+        if ids.shape[1] == 0:
+            raise LMError("nothing to sample from: the prompt is empty")
+        if room < 2:
+            raise LMError(f"the model's context of {self.context} positions leaves no room for a prompt and new "
+                          f"tokens after the soft prompt's {virtual} virtual tokens")
+        keep = max(min(16, room - 1), room - self.max_new_tokens)
+        ids = ids[:, -keep:]  # keep the end
+        new_tokens = min(self.max_new_tokens, room - ids.shape[1])
+        if new_tokens <= 0:
+            raise LMError(f"the prompt fills the model's context of {self.context} tokens")
+        return ids, new_tokens
+
+    def _soft_prompted(self, ids: Any) -> dict[str, Any]:
+        """The soft prompt's embeddings followed by the prompt's, for the base model's generate.
+
+        peft's own generate cannot be used for prompt tuning with transformers 5: its
+        prepare_inputs_for_generation looks for the KV cache under `past_key_values`, which
+        transformers 5 renamed `cache`, so it re-prepends the virtual tokens at every decoding step
+        (17 positions a step for 16 virtual tokens) and GPT-2's positions run past its context.
+        Embedding the soft prompt once, here, samples as the soft prompt was trained (virtual
+        tokens, then the prompt, positions counted from 0) on any version."""
+        import torch
+
+        prompt = self.peft_model.get_prompt(batch_size=ids.shape[0])
+        embeds = self.model.get_input_embeddings()(ids)
+        return {"inputs_embeds": torch.cat((prompt.to(device=embeds.device, dtype=embeds.dtype), embeds), dim=1)}
 
     @staticmethod
     def _cut(text: str) -> str:

@@ -1,0 +1,11 @@
+# evoprompt: expect=RUNTIME_ERROR task=mnist1d framework=torch max-steps=30
+from torch import nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(40, 10)
+
+    def forward(self, x):
+        return self.linear(x) * float("nan")

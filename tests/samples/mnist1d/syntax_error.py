@@ -1,0 +1,4 @@
+# evoprompt: expect=COMPILE_ERROR task=mnist1d framework=torch
+import torch
+class Model(torch.nn.Module)
+    pass

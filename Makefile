@@ -66,7 +66,7 @@ lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/pip install --quiet pip==$(PIP_VERSION)
 	build/lock-venv/bin/pip install --quiet -e ./sdk -e "./evaluator[clrs,torch,jax]" -e "./search_client[hf,embedded]" --group dev
-	{ sed -n '1,3p' constraints.txt; build/lock-venv/bin/pip freeze --exclude-editable | grep -v '^evoprompt' \
+	{ sed -n '1,3p' constraints.txt; build/lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^evoprompt\|^pip==' \
 	  | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 	rm -rf build/lock-venv
 

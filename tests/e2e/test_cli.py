@@ -62,7 +62,7 @@ def test_evaluate_reports_bad_arguments_without_a_traceback(seed_file, env, tmp_
     proc = run(["evaluate", str(seed_file), "--task", "nope", "--framework", "torch", "--backend", "process"], env)
     assert proc.returncode == 2 and "unknown task 'nope'" in proc.stderr and "Traceback" not in proc.stderr
     proc = run(["evaluate", str(tmp_path / "missing.py"), "--task", "mnist1d", "--framework", "torch"], env)
-    assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "no such file or folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_serve_then_evaluate_against_it_then_stop(seed_file, env):

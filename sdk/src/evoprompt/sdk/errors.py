@@ -11,6 +11,9 @@ from __future__ import annotations
 class EvaluatorError(Exception):
     """Base class of every error of the evaluator's API."""
 
+    #: the status code of the failed call that raised it in the SDK (None when raised locally)
+    status_code: object = None
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message

@@ -45,5 +45,5 @@ def error_from_rpc(err: grpc.RpcError) -> EvaluatorError:
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = (err.details() if hasattr(err, "details") else None) or str(err)
     error = _ERRORS.get(code, EvaluatorError)(details)
-    error.status_code = code  # type: ignore[attr-defined]
+    error.status_code = code
     return error

@@ -72,7 +72,8 @@ def result_rows(result: Any) -> list[tuple[str, str]]:
 
 def _row(sample: Sample, result: Any, width: int) -> str:
     mark = "ok  " if result.status is sample.expect else "FAIL"
-    score = f"val {result.val_accuracy:.3f}  params {result.num_params:,}" if result.ok else result.message[:100]
+    first_line = (result.message.splitlines() or [""])[0]
+    score = f"val {result.val_accuracy:.3f}  params {result.num_params:,}" if result.ok else first_line[:100]
     expected = "" if result.status is sample.expect else f" (expected {sample.expect.name})"
     return f"{mark}  {sample.label:<{width}}  {result.status.name}{expected}  {score}"
 

@@ -1,6 +1,6 @@
 """`evoprompt images`: build and list the sandbox images.
 
-evoprompt images build [NAME ...] [--force]   (default: the CPU images torch-cpu and jax-cpu)
+evoprompt images build [NAME ...] [--force]   (default: the CPU images torch-cpu, jax-cpu, clrs-cpu)
 evoprompt images list                          (every image: name, tag, present yes/no)
 """
 
@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
         "names",
         nargs="*",
         metavar="NAME",
-        help="images to build (default: torch-cpu jax-cpu); see `evoprompt images list`",
+        help="images to build (default: torch-cpu jax-cpu clrs-cpu); see `evoprompt images list`",
     )
     b.add_argument("--force", action="store_true", help="rebuild even when the tag exists (no layer cache)")
     b.add_argument("-q", "--quiet", action="store_true", help="print only the resulting tags")

@@ -77,16 +77,16 @@ def test_hf_pipeline_end_to_end(tmp_path):
                           parents=2, max_steps=30, seed=3)
     run_search(config, tmp_path / "run", lm=lm, progress=False)
     store = RunStore(tmp_path / "run" / "run.sqlite3")
-    children = store.candidates("kind='child'")
+    children = store.candidates(kind="child")
     states = {c.state for c in children}
     assert len(children) == 2 * 2 * 16 and "invalid" in states and "evaluated" in states
-    ok_round1 = store.candidates("round=1 AND status='OK'")
+    ok_round1 = store.candidates(round=1, status="OK")
     assert ok_round1, "the tiny LM wrote no program that trained"
     (r1, r2) = store.rounds()
-    losses = json.loads(r1["tune_losses"])
-    assert losses[-1] < losses[0], losses  # prompt-tuning lowered its own loss
-    assert Path(r1["soft_prompt"]).joinpath("adapter_config.json").exists()
-    assert r2["soft_prompt"] is None  # no tuning after the last round
+    losses = r1.tune_losses
+    assert losses and losses[-1] < losses[0], losses  # prompt-tuning lowered its own loss
+    assert r1.soft_prompt and Path(r1.soft_prompt).joinpath("adapter_config.json").exists()
+    assert r2.soft_prompt is None  # no tuning after the last round
     assert lm.sampled_with_soft_prompt == [False] * 2 + [True] * 2  # round 2 sampled with it
 
 
@@ -126,8 +126,7 @@ def test_kill_9_mid_round_then_resume(tmp_path):
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
         if db.exists():
-            rows = RunStore(db).raw("SELECT COUNT(*) FROM candidates WHERE round=1 AND state='evaluated'")
-            evaluated = rows[0][0]
+            evaluated = len(RunStore(db).candidates(round=1, state="evaluated"))
             if evaluated >= 3:
                 break
     assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -136,19 +135,19 @@ def test_kill_9_mid_round_then_resume(tmp_path):
     store = RunStore(db)
     before = {c.id: c for c in store.candidates()}
     finished = {c.id for c in before.values() if c.state == "evaluated"}
-    assert store.rounds()[0]["state"] == "started"  # killed in the middle of round 1
+    assert store.rounds()[0].state == "started"  # killed in the middle of round 1
 
     resumed = run_cli(["search", "--run-dir", str(run_dir), "--resume", "--no-progress"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     store = RunStore(db)
     after = {c.id: c for c in store.candidates()}
-    assert [r["state"] for r in store.rounds()] == ["done", "done"]
+    assert [r.state for r in store.rounds()] == ["done", "done"]
     assert len([c for c in after.values() if c.kind == "child"]) == 2 * 3 * 4  # none generated twice
     for cid, c in before.items():
         assert after[cid].code == c.code and after[cid].request_id == c.request_id
-    submissions = {r["id"]: r["submissions"] for r in store.raw("SELECT id, submissions FROM candidates")}
+    submissions = {c.id: c.submissions for c in store.candidates()}
     assert all(submissions[cid] == 1 for cid in finished)  # none evaluated twice
-    generations = [r[0] for r in store.raw("SELECT generations FROM prompts")]
+    generations = [p.generations for p in store.prompts()]
     assert max(generations) <= 2 and generations.count(2) <= 1  # only a prompt cut off mid-sampling
     assert all(c.state in ("evaluated", "invalid", "duplicate") for c in after.values())
     assert summarize(run_dir)["rounds"] == 2

@@ -4,7 +4,6 @@ bookkeeping, filtering, selection, ablation modes, failures and resume."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -90,70 +89,71 @@ def search(tmp_path: Path, endpoint: str, lm: LanguageModel, **kw) -> RunStore:
 def test_rounds_prompts_samples_and_parent_selection(tmp_path, endpoint):
     lm = ScriptedLM()
     store = search(tmp_path, endpoint, lm)
-    seeds = store.candidates("kind='seed'")
-    children = store.candidates("kind='child'")
+    seeds = store.candidates(kind="seed")
+    children = store.candidates(kind="child")
     assert len(seeds) == 4 and all(s.status == "OK" for s in seeds)
     assert len(children) == 2 * 3 * 4 and len(lm.calls) == 6
     assert {s for _, s, _, _ in lm.calls} == {4} and {t for _, _, t, _ in lm.calls} <= {0.2, 0.6, 0.8, 1.0}
     rounds = store.rounds()
-    assert [r["state"] for r in rounds] == ["done", "done"]
+    assert [r.state for r in rounds] == ["done", "done"]
     # round 1 draws from the seeds; round 2 from the top p children of round 1
-    assert set(json.loads(rounds[0]["parents_in"])) == {s.id for s in seeds}
+    assert set(rounds[0].parents_in) == {s.id for s in seeds}
     r1 = [c for c in children if c.round == 1]
     top = sorted(r1, key=lambda c: (-c.fitness, c.id))[:3]
-    assert json.loads(rounds[0]["parents_out"]) == [c.id for c in top]
-    assert json.loads(rounds[1]["parents_in"]) == [c.id for c in top]
+    assert rounds[0].parents_out == tuple(c.id for c in top)
+    assert rounds[1].parents_in == tuple(c.id for c in top)
     # round 2's parents are the best children never used as parents
-    out2 = json.loads(rounds[1]["parents_out"])
-    assert not set(out2) & set(json.loads(rounds[1]["parents_in"]))
-    for prompt in store.raw("SELECT * FROM prompts"):
-        parents = json.loads(prompt["parents"])
+    out2 = rounds[1].parents_out
+    assert out2 is not None and not set(out2) & set(rounds[1].parents_in)
+    for prompt in store.prompts():
+        parents = prompt.parents
         assert len(parents) == 2 and len(set(parents)) == 2
-        assert set(parents) <= set(json.loads(rounds[prompt["round"] - 1]["parents_in"]))
-        assert prompt["state"] == "generated" and prompt["generations"] == 1
+        assert set(parents) <= set(rounds[prompt.round - 1].parents_in)
+        assert prompt.state == "generated" and prompt.generations == 1
     for c in children:
         assert c.fitness == pytest.approx(-c.num_params * (1 - c.val_accuracy))
 
 
 def test_invalid_and_duplicate_children_count_but_are_not_evaluated(tmp_path, endpoint):
     store = search(tmp_path, endpoint, ScriptedLM(junk_every=4, repeat_every=3), rounds=1)
-    states = [c.state for c in store.candidates("kind='child'")]
+    states = [c.state for c in store.candidates(kind="child")]
     assert len(states) == 12
     assert states.count("invalid") == 3  # samples 0 of each prompt: a syntax error
     assert states.count("duplicate") >= 2  # "pass" again: only the first copy is evaluated
-    for c in store.candidates("kind='child' AND state IN ('invalid', 'duplicate')"):
-        assert c.status is None and c.fitness is None
-    assert store.raw("SELECT message FROM candidates WHERE state='invalid'")[0][0].startswith("syntax error")
+    for c in store.candidates(kind="child"):
+        if c.state in ("invalid", "duplicate"):
+            assert c.status is None and c.fitness is None
+    assert (store.candidates(state="invalid")[0].message or "").startswith("syntax error")
 
 
 def test_alpha_drops_weak_children(tmp_path, endpoint):
     store = search(tmp_path, endpoint, ScriptedLM(), rounds=1, alpha=0.5)  # the fake sandbox scores ~10%
     assert all(c.fitness is None for c in store.candidates())
-    assert store.raw("SELECT COUNT(*) FROM events WHERE kind='search'")[0][0] == 1
+    assert [e.kind for e in store.events()].count("search") == 1
 
 
 def test_lm_failures_are_recorded_and_the_run_goes_on(tmp_path, endpoint):
     store = search(tmp_path, endpoint, ScriptedLM(fail_prompts=2))
-    assert [r["state"] for r in store.rounds()] == ["done", "done"]
-    assert store.raw("SELECT COUNT(*) FROM events WHERE kind='lm'")[0][0] == 2
-    assert store.raw("SELECT COUNT(*) FROM prompts WHERE state='failed'")[0][0] == 2
+    assert [r.state for r in store.rounds()] == ["done", "done"]
+    assert [e.kind for e in store.events()].count("lm") == 2
+    assert [p.state for p in store.prompts()].count("failed") == 2
 
 
 def test_few_shot_ablation_spends_the_budget_in_one_round_from_the_seeds(tmp_path, endpoint):
     store = search(tmp_path, endpoint, ScriptedLM(), mode="few-shot")
     assert len(store.rounds()) == 1
-    assert len(store.raw("SELECT * FROM prompts")) == 2 * 3
-    seeds = {c.id for c in store.candidates("kind='seed'")}
-    for prompt in store.raw("SELECT parents FROM prompts"):
-        assert set(json.loads(prompt[0])) <= seeds
+    assert len(store.prompts()) == 2 * 3
+    seeds = {c.id for c in store.candidates(kind="seed")}
+    for prompt in store.prompts():
+        assert set(prompt.parents) <= seeds
 
 
 def test_random_parents_ablation_picks_others_than_the_top(tmp_path, endpoint):
     store = search(tmp_path, endpoint, ScriptedLM(), mode="random-parents", rounds=1, parents=3, seed=5)
-    r1 = store.candidates("kind='child'")
-    chosen = json.loads(store.rounds()[0]["parents_out"])
-    assert len(chosen) == 3 and set(chosen) <= {c.id for c in r1}
-    top = [c.id for c in sorted(r1, key=lambda c: (-c.fitness, c.id))[:3]]
+    r1 = store.candidates(kind="child")
+    chosen = store.rounds()[0].parents_out
+    assert chosen is not None and len(chosen) == 3 and set(chosen) <= {c.id for c in r1}
+    top = tuple(c.id for c in sorted(r1, key=lambda c: (-c.fitness, c.id))[:3])
     assert chosen != top
 
 
@@ -163,10 +163,10 @@ def test_prompt_tuning_on_the_children_not_chosen(tmp_path, endpoint):
     assert len(lm.tuned) == 2  # after rounds 1 and 2, not after the last
     rounds = store.rounds()
     for r, texts in zip(rounds, lm.tuned, strict=False):
-        parents = set(json.loads(r["parents_out"]))
-        ok = [c for c in store.candidates("round=? AND status='OK'", (r["round"],)) if c.id not in parents]
+        parents = set(r.parents_out or ())
+        ok = [c for c in store.candidates(round=r.round, status="OK") if c.id not in parents]
         assert len(texts) == len(ok) and all(t.startswith('"""Metrics: {') for t in texts)
-        assert json.loads(r["tune_losses"]) == [2.0, 1.5, 1.0] and Path(r["soft_prompt"]).is_dir()
+        assert r.tune_losses == [2.0, 1.5, 1.0] and r.soft_prompt is not None and Path(r.soft_prompt).is_dir()
 
 
 def test_tuning_a_back_end_that_cannot_be_tuned_is_a_clear_error(tmp_path, endpoint):
@@ -186,7 +186,7 @@ def test_resume_after_a_crash_repeats_nothing_finished(tmp_path, endpoint):
         search(tmp_path, endpoint, lm, rounds=2)
     store = RunStore(tmp_path / "run.sqlite3")
     before = {c.id: (c.code, c.status) for c in store.candidates()}
-    evaluated_before = {c.id for c in store.candidates("state='evaluated'")}
+    evaluated_before = {c.id for c in store.candidates(state="evaluated")}
     store.close()
 
     lm2 = TunableScriptedLM()
@@ -195,14 +195,14 @@ def test_resume_after_a_crash_repeats_nothing_finished(tmp_path, endpoint):
     assert len(lm2.calls) == 6 - 4  # only the two prompts never finished are sampled
     after = {c.id: (c.code, c.status) for c in store.candidates()}
     assert all(after[i][0] == code for i, (code, _) in before.items())
-    assert len(store.candidates("kind='child'")) == 2 * 3 * 4
-    for c in store.raw("SELECT id, submissions, state FROM candidates"):
-        assert c["state"] in ("evaluated", "invalid", "duplicate")
-        if c["id"] in evaluated_before:
-            assert c["submissions"] == 1  # finished before the crash: never sent again
+    assert len(store.candidates(kind="child")) == 2 * 3 * 4
+    for c in store.candidates():
+        assert c.state in ("evaluated", "invalid", "duplicate")
+        if c.id in evaluated_before:
+            assert c.submissions == 1  # finished before the crash: never sent again
     # every prompt was sampled once, but the one whose sampling the crash interrupted (nothing of it was kept)
-    assert sorted(p[0] for p in store.raw("SELECT generations FROM prompts")) == [1] * 5 + [2]
-    assert [r["state"] for r in store.rounds()] == ["done", "done"]
+    assert sorted(p.generations for p in store.prompts()) == [1] * 5 + [2]
+    assert [r.state for r in store.rounds()] == ["done", "done"]
 
 
 def test_config_is_validated():

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import hashlib
-import json
 import logging
 import random
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from evoprompt.search.seeds import list_seeds
 from .config import SearchConfig
 from .lm.base import LanguageModel, LMConfigError, LMError
 from .prompt import Example, Prompt, anchor_for, build_prompt, metrics_docstring, program_from_output
-from .store import Candidate, RunStore
+from .store import Candidate, ChildDraft, PlannedPrompt, Round, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,13 @@ def fitness(result: EvaluationResult, alpha: float) -> float | None:
     if result.status is not Status.OK or result.val_error >= alpha:
         return None
     return -result.num_params * result.val_error
+
+
+def _chosen(row: Round) -> tuple[int, ...]:
+    """The parents a round chose; read only once its evaluation has finished."""
+    if row.parents_out is None:
+        raise RuntimeError(f"round {row.round} has no parents chosen in the run database")
+    return row.parents_out
 
 
 def sha256(code: str) -> str:
@@ -100,39 +106,46 @@ class Search:
         for t in range(1, self.total_rounds + 1):
             self.counters.round = t
             row = self.store.round(t)
-            if row is not None and row["state"] == "done":
-                parents = tuple(json.loads(row["parents_out"]))
+            if row is not None and row.state == "done":
+                parents = _chosen(row)
                 continue
             if row is None:
                 self.store.start_round(t, parents)
-            parents_in = tuple(json.loads(self.store.round(t)["parents_in"]))  # type: ignore[index]
-            if row is None or row["state"] == "started":
+            parents_in = self._round(t).parents_in
+            if row is None or row.state == "started":
                 await self._run_round(t, parents_in)
                 self.store.finish_evaluation(t, self._select_parents(t, parents_in))
-            parents = tuple(json.loads(self.store.round(t)["parents_out"]))  # type: ignore[index]
+            parents = _chosen(self._round(t))
             losses, soft_prompt = await self._tune(t, parents)
             self.store.finish_round(t, losses, soft_prompt)
             self._progress()
 
+    def _round(self, t: int) -> Round:
+        """A round this run has started; its absence would be a bug."""
+        row = self.store.round(t)
+        if row is None:
+            raise RuntimeError(f"round {t} is not in the run database")
+        return row
+
     # -- seeds ----------------------------------------------------------------------------------
     async def _evaluate_seeds(self) -> tuple[int, ...]:
-        have = {c.name: c for c in self.store.candidates("kind='seed'")}
+        have = {c.name: c for c in self.store.candidates(kind="seed")}
         for seed in list_seeds(self.config.task, self.config.framework):
             if seed.name not in have:
                 self.store.add_candidate(round=0, kind="seed", name=seed.name, code=seed.code,
                                          code_sha256=sha256(seed.code),
                                          request_id=f"{self.config.run_id}-seed-{seed.name}")
-        seeds = self.store.candidates("kind='seed'")
+        seeds = self.store.candidates(kind="seed")
         if not seeds:
             raise LMConfigError(f"no seed programs for task {self.config.task!r} and framework "
                                 f"{self.config.framework!r}")
         await asyncio.gather(*(self._evaluate(c) for c in seeds if c.state == "generated"))
-        return tuple(c.id for c in self.store.candidates("kind='seed' AND status='OK'"))
+        return tuple(c.id for c in self.store.candidates(kind="seed", status="OK"))
 
     # -- one round ------------------------------------------------------------------------------
     def _plan(self, t: int, parents_in: tuple[int, ...]) -> None:
         """The round's prompts, drawn once from a generator seeded by (seed, round)."""
-        if list(self.store.prompts(t)):
+        if self.store.prompts(t):
             return
         rng = random.Random(f"{self.config.seed}:{t}:prompts")
         for i in range(self.prompts_per_round):
@@ -151,19 +164,18 @@ class Search:
         self._plan(t, parents_in)
         evaluations: list[asyncio.Task[None]] = []
         # children generated before a restart but never evaluated
-        for c in self.store.candidates("round=? AND kind='child' AND state='generated'", (t,)):
+        for c in self.store.candidates(round=t, kind="child", state="generated"):
             evaluations.append(asyncio.create_task(self._evaluate(c)))
-        for row in self.store.prompts(t):
-            if row["state"] != "planned":
+        for planned in self.store.prompts(t):
+            if planned.state != "planned":
                 continue
-            children = await self._generate(t, row)
+            children = await self._generate(t, planned)
             evaluations.extend(asyncio.create_task(self._evaluate(c)) for c in children)
         await asyncio.gather(*evaluations)
 
-    async def _generate(self, t: int, row: object) -> list[Candidate]:
+    async def _generate(self, t: int, planned: PlannedPrompt) -> list[Candidate]:
         """Sample one prompt's children and store them; returns those to evaluate."""
-        index, parents = row["prompt_index"], tuple(json.loads(row["parents"]))  # type: ignore[index]
-        temperature = row["temperature"]  # type: ignore[index]
+        index, parents, temperature = planned.index, planned.parents, planned.temperature
         prompt = self._prompt(parents)
         self.store.begin_generation(t, index)
         seed = int(sha256(f"{self.config.seed}:{t}:{index}")[:8], 16)
@@ -174,7 +186,7 @@ class Search:
             self.store.mark_prompt(t, index, "failed")
             return []
         known = self.store.known_hashes()
-        rows = []
+        rows: list[ChildDraft] = []
         for j, output in enumerate(outputs[: self.config.samples]):
             code = program_from_output(prompt, output)
             digest = sha256(code)
@@ -186,9 +198,9 @@ class Search:
                 if problem:
                     state, message = "invalid", problem
             known.add(digest)
-            rows.append({"sample_index": j, "code": code, "code_sha256": digest, "parents": parents,
-                         "lm_output": output, "temperature": temperature, "state": state, "message": message,
-                         "request_id": f"{self.config.run_id}-{t}-{index}-{j}"})
+            rows.append(ChildDraft(sample_index=j, code=code, code_sha256=digest, parents=parents, lm_output=output,
+                                   temperature=temperature, state=state, message=message,
+                                   request_id=f"{self.config.run_id}-{t}-{index}-{j}"))
         ids = self.store.add_generation(t, index, rows)
         self.counters.samples += len(rows)
         self._progress()
@@ -230,7 +242,7 @@ class Search:
     # -- selection and tuning -------------------------------------------------------------------
     def _select_parents(self, t: int, parents_in: tuple[int, ...]) -> tuple[int, ...]:
         used = self.store.used_parents()
-        pool = [c for c in self.store.candidates("kind='child' AND fitness IS NOT NULL AND round<=?", (t,))
+        pool = [c for c in self.store.candidates(kind="child", scored=True, up_to_round=t)
                 if c.id not in used]
         if self.config.mode == "random-parents":
             rng = random.Random(f"{self.config.seed}:{t}:parents")
@@ -245,7 +257,7 @@ class Search:
     async def _tune(self, t: int, parents_out: tuple[int, ...]) -> tuple[list[float] | None, str | None]:
         if not self.tuning or t >= self.total_rounds:
             return None, None
-        rest = [c for c in self.store.candidates("round=? AND kind='child' AND status='OK'", (t,))
+        rest = [c for c in self.store.candidates(round=t, kind="child", status="OK")
                 if c.id not in set(parents_out)]
         if not rest:
             self.store.event("tuning", f"round {t}: no evaluated child outside the parents to tune on", round=t)
@@ -262,16 +274,15 @@ class Search:
     def _restore_soft_prompt(self) -> None:
         if not self.tuning:
             return
-        done = [r for r in self.store.rounds() if r["soft_prompt"]]
+        done = [r.soft_prompt for r in self.store.rounds() if r.soft_prompt]
         if done:
-            self.lm.load_soft_prompt(Path(done[-1]["soft_prompt"]))
+            self.lm.load_soft_prompt(Path(done[-1]))
 
     # -- progress -------------------------------------------------------------------------------
     def _refresh_counters(self) -> None:
-        rows = self.store.raw("SELECT COUNT(*), SUM(state='evaluated'), MAX(fitness) FROM candidates "
-                              "WHERE kind='child'")
-        count, evaluated, best = rows[0]
-        self.counters.samples, self.counters.evaluations, self.counters.best_fitness = count, evaluated or 0, best
+        counts = self.store.child_counts()
+        self.counters.samples, self.counters.evaluations = counts.samples, counts.evaluations
+        self.counters.best_fitness = counts.best_fitness
 
     def _progress(self) -> None:
         self._on_progress(self.counters)

@@ -15,14 +15,13 @@ from __future__ import annotations
 import html
 import json
 import math
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evoprompt.search.store import Candidate
+from evoprompt.search.store import Candidate, Event, Round, RunStore
 
 DB_NAME = "run.sqlite3"
 CONFIG_NAME = "config.json"
@@ -37,8 +36,8 @@ class RunData:
     """One consistent read of a run: candidates, rounds, events and the config."""
 
     candidates: list[Candidate]
-    rounds: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    rounds: list[Round]
+    events: list[Event]
     config: dict[str, Any]
 
     @property
@@ -57,31 +56,6 @@ class RunData:
 # -- reading ------------------------------------------------------------------------------------------
 
 
-def _connect(db: Path) -> sqlite3.Connection:
-    """A connection that cannot write, so a report never changes the run it describes.
-
-    mode=rw + query_only rather than mode=ro: a read-only connection leaves the WAL's -wal/-shm files
-    behind in a finished run's directory, a read-write one tidies them on close like RunStore does.
-    mode=ro remains for run directories this user cannot write to.
-    """
-    uri = db.resolve().as_uri()
-    conn = sqlite3.connect(f"{uri}?mode=rw", uri=True, isolation_level=None)
-    try:
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError:
-        conn.close()
-        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def _rows(conn: sqlite3.Connection, table: str, order: str) -> list[sqlite3.Row]:
-    """A table's rows, or none when an older or half-created database lacks the table."""
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()
-    return conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall() if exists else []
-
-
 def _read_config(run_dir: Path) -> dict[str, Any]:
     """config.json is informative only: a missing or broken one must not stop the report."""
     try:
@@ -93,19 +67,9 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
 
 def load_run(run_dir: Path) -> RunData:
     """Read the whole run once; raises FileNotFoundError when there is no run database."""
-    db = Path(run_dir) / DB_NAME
-    if not db.is_file():
-        raise FileNotFoundError(f"no {DB_NAME} in {run_dir}")
-    conn = _connect(db)
-    try:
-        conn.execute("BEGIN")  # one read transaction: a consistent snapshot of a run still being written
-        candidates = [Candidate.from_row(r) for r in _rows(conn, "candidates", "id")]
-        rounds = [dict(r) for r in _rows(conn, "rounds", "round")]
-        events = [dict(r) for r in _rows(conn, "events", "id")]
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
-    return RunData(candidates, rounds, events, _read_config(Path(run_dir)))
+    with RunStore.open_readonly(Path(run_dir) / DB_NAME) as store:
+        snap = store.snapshot()
+    return RunData(snap.candidates, snap.rounds, snap.events, _read_config(Path(run_dir)))
 
 
 # -- numbers ------------------------------------------------------------------------------------------
@@ -133,16 +97,6 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _tune_losses(raw: str | None) -> list[float] | None:
-    if raw is None:
-        return None
-    try:
-        losses = json.loads(raw)
-    except ValueError:
-        return None
-    return losses if isinstance(losses, list) else None
-
-
 def ancestors(cid: int, by_id: dict[int, Candidate]) -> list[int]:
     """Every ancestor id, nearest first (breadth-first over parents), each once."""
     seen: set[int] = {cid}
@@ -167,12 +121,12 @@ def candidate_info(c: Candidate) -> dict[str, Any]:
 
 
 def _round_numbers(data: RunData) -> list[int]:
-    return sorted({int(r["round"]) for r in data.rounds} | {c.round for c in data.children})
+    return sorted({r.round for r in data.rounds} | {c.round for c in data.children})
 
 
 def _per_round(data: RunData) -> list[dict[str, Any]]:
     """Per-round counts; best_fitness_so_far is over children of this and earlier rounds (monotone)."""
-    rows_by_round = {int(r["round"]): r for r in data.rounds}
+    rows_by_round = {r.round: r for r in data.rounds}
     best_so_far: float | None = None
     out = []
     for rnd in _round_numbers(data):
@@ -180,10 +134,10 @@ def _per_round(data: RunData) -> list[dict[str, Any]]:
         best = _best(kids)
         if best is not None and (best_so_far is None or best.fitness > best_so_far):  # type: ignore[operator]
             best_so_far = best.fitness
-        row = rows_by_round.get(rnd, {})
+        row = rows_by_round.get(rnd)
         out.append({
             "round": rnd,
-            "state": row.get("state"),
+            "state": row.state if row else None,
             "children": len(kids),
             "evaluated": sum(map(_has_result, kids)),
             "ok": sum(map(_is_ok, kids)),
@@ -191,7 +145,7 @@ def _per_round(data: RunData) -> list[dict[str, Any]]:
             "best_fitness": best.fitness if best else None,
             "best_fitness_so_far": best_so_far,
             "mean_val_accuracy": _mean([c.val_accuracy for c in kids if _is_ok(c) and c.val_accuracy is not None]),
-            "tune_losses": _tune_losses(row.get("tune_losses")),
+            "tune_losses": row.tune_losses if row else None,
         })
     return out
 
@@ -205,7 +159,7 @@ def summarize_data(data: RunData) -> dict[str, Any]:
     if best is not None:
         best_info = {**candidate_info(best), "ancestors": ancestors(best.id, by_id)}
     return {
-        "rounds": sum(r.get("state") in FINISHED_ROUND_STATES for r in data.rounds),
+        "rounds": sum(r.state in FINISHED_ROUND_STATES for r in data.rounds),
         "rounds_started": len(data.rounds),
         "candidates": len(children),
         "evaluated": sum(map(_has_result, children)),
@@ -221,7 +175,7 @@ def summarize_data(data: RunData) -> dict[str, Any]:
                    "val_accuracy": s.val_accuracy, "test_accuracy": s.test_accuracy, "fitness": s.fitness}
                   for s in data.seeds],
         "per_round": _per_round(data),
-        "failures": dict(Counter(str(e["kind"]) for e in data.events)),
+        "failures": dict(Counter(e.kind for e in data.events)),
         "config": data.config,
     }
 

@@ -9,6 +9,9 @@ never evaluated again. Tables:
 - `prompts`: the planned prompts of each round (parents, temperature); `state` planned -> generated.
 - `rounds`: the parents chosen after each round and the prompt-tuning outcome.
 - `events`: LM and evaluator failures, recorded and survived.
+
+All SQL and all JSON columns live in this module: callers (the loop, the report) get typed rows from
+named queries, so the on-disk format has one reader and one writer.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,19 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+_INSERT_CANDIDATE = (
+    "INSERT INTO candidates (round, prompt_index, sample_index, kind, name, code, code_sha256, parents,"
+    " lm_output, temperature, request_id, state, message, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _ids(raw: str) -> tuple[int, ...]:
+    return tuple(json.loads(raw))
+
+
+def _encode_ids(ids: tuple[int, ...]) -> str:
+    return json.dumps(list(ids))
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -99,30 +114,158 @@ class Candidate:
     temperature: float | None
     prompt_index: int | None
     sample_index: int | None
+    message: str | None
+    submissions: int
 
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Candidate:
-        return cls(row["id"], row["round"], row["kind"], row["name"], row["code"], tuple(json.loads(row["parents"])),
-                   row["state"], row["status"], row["val_accuracy"], row["test_accuracy"], row["num_params"],
-                   row["fitness"], row["request_id"], row["temperature"], row["prompt_index"], row["sample_index"])
+
+def _candidate(row: sqlite3.Row) -> Candidate:
+    return Candidate(row["id"], row["round"], row["kind"], row["name"], row["code"], _ids(row["parents"]),
+                     row["state"], row["status"], row["val_accuracy"], row["test_accuracy"], row["num_params"],
+                     row["fitness"], row["request_id"], row["temperature"], row["prompt_index"],
+                     row["sample_index"], row["message"], row["submissions"])
+
+
+@dataclass(frozen=True)
+class ChildDraft:
+    """A sampled child before it has an id: what add_generation stores for one sample."""
+
+    sample_index: int
+    code: str
+    code_sha256: str
+    parents: tuple[int, ...]
+    lm_output: str
+    temperature: float
+    state: str
+    message: str | None
+    request_id: str
+
+
+@dataclass(frozen=True)
+class PlannedPrompt:
+    round: int
+    index: int
+    parents: tuple[int, ...]
+    temperature: float
+    text: str
+    state: str
+    generations: int
+
+
+def _prompt(row: sqlite3.Row) -> PlannedPrompt:
+    return PlannedPrompt(row["round"], row["prompt_index"], _ids(row["parents"]), row["temperature"],
+                         row["text"], row["state"], row["generations"])
+
+
+@dataclass(frozen=True)
+class Round:
+    round: int
+    parents_in: tuple[int, ...]
+    parents_out: tuple[int, ...] | None
+    tune_losses: list[float] | None
+    soft_prompt: str | None
+    state: str
+    started: float
+    finished: float | None
+
+
+def _tune_losses(raw: str | None) -> list[float] | None:
+    """Lenient: odd losses are informative only and must not stop a report."""
+    if raw is None:
+        return None
+    try:
+        losses = json.loads(raw)
+    except ValueError:
+        return None
+    return losses if isinstance(losses, list) else None
+
+
+def _round(row: sqlite3.Row) -> Round:
+    parents_out = None if row["parents_out"] is None else _ids(row["parents_out"])
+    return Round(row["round"], _ids(row["parents_in"]), parents_out, _tune_losses(row["tune_losses"]),
+                 row["soft_prompt"], row["state"], row["started"], row["finished"])
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    time: float
+    round: int | None
+    kind: str
+    message: str
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(row["id"], row["time"], row["round"], row["kind"], row["message"])
+
+
+@dataclass(frozen=True)
+class ChildCounts:
+    """What the progress bar restarts from on resume."""
+
+    samples: int
+    evaluations: int
+    best_fitness: float | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Candidates, rounds and events as of one instant."""
+
+    candidates: list[Candidate]
+    rounds: list[Round]
+    events: list[Event]
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write, so a report never changes the run it describes.
+
+    mode=rw + query_only rather than mode=ro: a read-only connection leaves the WAL's -wal/-shm files
+    behind in a finished run's directory, a read-write one tidies them on close like a writer does.
+    mode=ro remains for run directories this user cannot write to.
+    """
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=rw", uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    return conn
 
 
 class RunStore:
     """Thread-safe access to one run's database."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()  # re-entrant: snapshot() runs the named queries inside its transaction
+        if readonly:
+            self._db = _connect_readonly(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> RunStore:
+        """For reports: never creates or changes the file, and reads a run still being written (WAL)."""
+        if not path.is_file():
+            raise FileNotFoundError(f"no {path.name} in {path.parent}")
+        return cls(path, readonly=True)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _write(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -132,18 +275,30 @@ class RunStore:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def snapshot(self) -> Snapshot:
+        """Everything from one read transaction, so a run still being written reads consistently.
+
+        A table an older or half-created database lacks reads as empty.
+        """
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                return Snapshot(self.candidates() if "candidates" in tables else [],
+                                self.rounds() if "rounds" in tables else [],
+                                self.events() if "events" in tables else [])
+            finally:
+                self._db.execute("ROLLBACK")
+
     # -- candidates -----------------------------------------------------------------------------
     def add_candidate(self, *, round: int, kind: str, code: str, code_sha256: str, request_id: str | None,
                       state: str = "generated", name: str | None = None, parents: tuple[int, ...] = (),
                       prompt_index: int | None = None, sample_index: int | None = None,
                       lm_output: str | None = None, temperature: float | None = None,
                       message: str | None = None) -> int:
-        cur = self._write(
-            "INSERT INTO candidates (round, prompt_index, sample_index, kind, name, code, code_sha256, parents,"
-            " lm_output, temperature, request_id, state, message, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (round, prompt_index, sample_index, kind, name, code, code_sha256, json.dumps(list(parents)),
-             lm_output, temperature, request_id, state, message, time.time()),
-        )
+        cur = self._write(_INSERT_CANDIDATE, (round, prompt_index, sample_index, kind, name, code, code_sha256,
+                                              _encode_ids(parents), lm_output, temperature, request_id, state,
+                                              message, time.time()))
         assert cur.lastrowid is not None
         return cur.lastrowid
 
@@ -158,14 +313,23 @@ class RunStore:
         if cur.rowcount != 1:
             raise RuntimeError(f"candidate {candidate_id} was already evaluated")
 
-    def candidates(self, where: str = "1", args: tuple[Any, ...] = ()) -> list[Candidate]:
-        return [Candidate.from_row(r) for r in self._read(f"SELECT * FROM candidates WHERE {where} ORDER BY id", args)]
+    def candidates(self, *, kind: str | None = None, round: int | None = None, up_to_round: int | None = None,
+                   state: str | None = None, status: str | None = None, scored: bool = False) -> list[Candidate]:
+        """Candidates matching every filter given, oldest first; scored: only those with a fitness."""
+        filters = {"kind=?": kind, "round=?": round, "round<=?": up_to_round, "state=?": state, "status=?": status}
+        terms = [term for term, value in filters.items() if value is not None]
+        if scored:
+            terms.append("fitness IS NOT NULL")
+        args = tuple(value for value in filters.values() if value is not None)
+        where = " AND ".join(terms) or "1"
+        return [_candidate(r) for r in self._read(f"SELECT * FROM candidates WHERE {where} ORDER BY id", args)]
 
     def by_ids(self, ids: tuple[int, ...] | list[int]) -> dict[int, Candidate]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        return {c.id: c for c in self.candidates(f"id IN ({marks})", tuple(ids))}
+        rows = self._read(f"SELECT * FROM candidates WHERE id IN ({marks}) ORDER BY id", tuple(ids))
+        return {c.id: c for c in map(_candidate, rows)}
 
     def known_hashes(self) -> set[str]:
         return {r[0] for r in self._read("SELECT code_sha256 FROM candidates")}
@@ -174,18 +338,25 @@ class RunStore:
         rows = self._read("SELECT result FROM candidates WHERE id=?", (candidate_id,))
         return json.loads(rows[0][0]) if rows and rows[0][0] else None
 
-    def raw(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        """Read-only queries for reports and tests."""
-        return self._read(sql, args)
+    def child_counts(self) -> ChildCounts:
+        count, evaluated, best = self._read("SELECT COUNT(*), SUM(state='evaluated'), MAX(fitness) FROM candidates"
+                                            " WHERE kind='child'")[0]
+        return ChildCounts(count, evaluated or 0, best)
+
+    def mark_submitted(self, candidate_id: int) -> None:
+        self._write("UPDATE candidates SET submissions=submissions+1 WHERE id=?", (candidate_id,))
 
     # -- prompts --------------------------------------------------------------------------------
     def plan_prompt(self, round: int, index: int, parents: tuple[int, ...], temperature: float, text: str) -> None:
         self._write("INSERT OR IGNORE INTO prompts (round, prompt_index, parents, temperature, text, state)"
                     " VALUES (?,?,?,?,?, 'planned')",
-                    (round, index, json.dumps(list(parents)), temperature, text))
+                    (round, index, _encode_ids(parents), temperature, text))
 
-    def prompts(self, round: int) -> Iterator[sqlite3.Row]:
-        yield from self._read("SELECT * FROM prompts WHERE round=? ORDER BY prompt_index", (round,))
+    def prompts(self, round: int | None = None) -> list[PlannedPrompt]:
+        """One round's prompts, or every round's, in order."""
+        where, args = ("round=?", (round,)) if round is not None else ("1", ())
+        return [_prompt(r) for r in self._read(f"SELECT * FROM prompts WHERE {where} ORDER BY round, prompt_index",
+                                               args)]
 
     def mark_prompt(self, round: int, index: int, state: str) -> None:
         self._write("UPDATE prompts SET state=? WHERE round=? AND prompt_index=?", (state, round, index))
@@ -193,21 +364,18 @@ class RunStore:
     def begin_generation(self, round: int, index: int) -> None:
         self._write("UPDATE prompts SET generations=generations+1 WHERE round=? AND prompt_index=?", (round, index))
 
-    def add_generation(self, round: int, index: int, children: list[dict[str, Any]]) -> list[int]:
+    def add_generation(self, round: int, index: int, children: list[ChildDraft]) -> list[int]:
         """Store a prompt's children and mark it generated, atomically: a crash leaves neither."""
         ids = []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for child in children:
-                    cur = self._db.execute(
-                        "INSERT INTO candidates (round, prompt_index, sample_index, kind, code, code_sha256, parents,"
-                        " lm_output, temperature, request_id, state, message, created)"
-                        " VALUES (?,?,?,'child',?,?,?,?,?,?,?,?,?)",
-                        (round, index, child["sample_index"], child["code"], child["code_sha256"],
-                         json.dumps(list(child["parents"])), child["lm_output"], child["temperature"],
-                         child["request_id"], child["state"], child.get("message"), time.time()),
-                    )
+                    cur = self._db.execute(_INSERT_CANDIDATE, (
+                        round, index, child.sample_index, "child", None, child.code, child.code_sha256,
+                        _encode_ids(child.parents), child.lm_output, child.temperature, child.request_id,
+                        child.state, child.message, time.time()))
+                    assert cur.lastrowid is not None
                     ids.append(cur.lastrowid)
                 self._db.execute("UPDATE prompts SET state='generated' WHERE round=? AND prompt_index=?",
                                  (round, index))
@@ -217,33 +385,31 @@ class RunStore:
                 raise
         return ids
 
-    def mark_submitted(self, candidate_id: int) -> None:
-        self._write("UPDATE candidates SET submissions=submissions+1 WHERE id=?", (candidate_id,))
-
     # -- rounds ---------------------------------------------------------------------------------
     def start_round(self, round: int, parents_in: tuple[int, ...]) -> None:
         self._write("INSERT OR IGNORE INTO rounds (round, parents_in, state, started) VALUES (?,?, 'started', ?)",
-                    (round, json.dumps(list(parents_in)), time.time()))
+                    (round, _encode_ids(parents_in), time.time()))
 
-    def round(self, round: int) -> sqlite3.Row | None:
+    def round(self, round: int) -> Round | None:
         rows = self._read("SELECT * FROM rounds WHERE round=?", (round,))
-        return rows[0] if rows else None
+        return _round(rows[0]) if rows else None
 
     def finish_evaluation(self, round: int, parents_out: tuple[int, ...]) -> None:
         self._write("UPDATE rounds SET parents_out=?, state='evaluated' WHERE round=?",
-                    (json.dumps(list(parents_out)), round))
+                    (_encode_ids(parents_out), round))
 
     def finish_round(self, round: int, tune_losses: list[float] | None, soft_prompt: str | None) -> None:
         self._write("UPDATE rounds SET tune_losses=?, soft_prompt=?, state='done', finished=? WHERE round=?",
                     (json.dumps(tune_losses) if tune_losses is not None else None, soft_prompt, time.time(), round))
 
-    def rounds(self) -> list[sqlite3.Row]:
-        return self._read("SELECT * FROM rounds ORDER BY round")
+    def rounds(self) -> list[Round]:
+        return [_round(r) for r in self._read("SELECT * FROM rounds ORDER BY round")]
 
     def used_parents(self) -> set[int]:
+        """Every candidate some round has drawn its prompts from."""
         used: set[int] = set()
-        for row in self._read("SELECT parents_in FROM rounds"):
-            used.update(json.loads(row[0]))
+        for r in self.rounds():
+            used.update(r.parents_in)
         return used
 
     # -- events ---------------------------------------------------------------------------------
@@ -251,5 +417,5 @@ class RunStore:
         self._write("INSERT INTO events (time, round, kind, message) VALUES (?,?,?,?)",
                     (time.time(), round, kind, message[:4000]))
 
-    def events(self) -> list[sqlite3.Row]:
-        return self._read("SELECT * FROM events ORDER BY id")
+    def events(self) -> list[Event]:
+        return [_event(r) for r in self._read("SELECT * FROM events ORDER BY id")]

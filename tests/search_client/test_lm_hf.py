@@ -1,0 +1,118 @@
+"""The hf back-end on a tiny GPT-2 (learned positions, a hard context): sampling with a soft prompt
+near and past the context, and its errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from evoprompt.search.lm.base import LMError
+from evoprompt.search.lm.hf import HuggingFaceLM, TuningConfig
+from evoprompt.search.prompt import Prompt
+from tests.support.tiny_lm import build_tiny_model
+
+CONTEXT = 64
+VIRTUAL = 16
+CORPUS = [f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(40)]
+
+
+def prompt(text: str) -> Prompt:
+    return Prompt(text=text, task="mnist1d", examples=(), target_num_params=1000, target_val_accuracy=0.9,
+                  preamble="", opening="")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("gpt2"), CORPUS, arch="gpt2", vocab_size=300, layers=1,
+                            width=32, context=CONTEXT)
+
+
+@pytest.fixture(scope="module")
+def soft_prompt(model_dir, tmp_path_factory):
+    lm = HuggingFaceLM(f"hf:{model_dir}", device="cpu", max_new_tokens=24,
+                       tuning=TuningConfig(num_virtual_tokens=VIRTUAL, epochs=1, batch_size=8))
+    lm.tune(CORPUS[:8], tmp_path_factory.mktemp("soft"))
+    return lm.peft_model
+
+
+def make_lm(model_dir, soft_prompt, max_new_tokens: int = 24) -> HuggingFaceLM:
+    lm = HuggingFaceLM(f"hf:{model_dir}", device="cpu", max_new_tokens=max_new_tokens,
+                       tuning=TuningConfig(num_virtual_tokens=VIRTUAL))
+    if soft_prompt is not None:
+        lm.model, lm.peft_model = soft_prompt.get_base_model(), soft_prompt
+    return lm
+
+
+@contextmanager
+def recorded_positions(lm: HuggingFaceLM) -> Iterator[list[int]]:
+    """The largest position id GPT-2 looks up in each forward pass."""
+    seen: list[int] = []
+    hook = lm.model.transformer.wpe.register_forward_pre_hook(lambda _m, args: seen.append(int(args[0].max())))
+    try:
+        yield seen
+    finally:
+        hook.remove()
+
+
+@pytest.mark.parametrize("max_new_tokens", [24, 200])  # 200: more than the context holds
+def test_soft_prompt_prompt_and_new_tokens_fit_the_positions(model_dir, soft_prompt, max_new_tokens):
+    lm = make_lm(model_dir, soft_prompt, max_new_tokens)
+    long = "".join(CORPUS) * 3
+    assert len(lm.tokenizer(long).input_ids) > 4 * CONTEXT
+    with recorded_positions(lm) as seen:
+        outputs = asyncio.run(lm.generate(prompt(long), 3, 0.8, seed=1))
+    assert len(outputs) == 3 and lm.sampled_with_soft_prompt == [True]
+    kept = max(16, CONTEXT - VIRTUAL - max_new_tokens)  # the end of the prompt
+    assert seen[0] == VIRTUAL + kept - 1  # prefill: the soft prompt embedded once, then the prompt's end
+    assert seen[1:] == list(range(VIRTUAL + kept, seen[-1] + 1))  # then one position per new token
+    assert max(seen) <= CONTEXT - 2  # the last new token is sampled, never looked up: all fits the context
+
+
+def test_without_soft_prompt_long_prompts_fit_too(model_dir):
+    lm = make_lm(model_dir, None)
+    with recorded_positions(lm) as seen:
+        outputs = asyncio.run(lm.generate(prompt("".join(CORPUS) * 3), 2, 0.8, seed=1))
+    assert len(outputs) == 2 and lm.sampled_with_soft_prompt == [False]
+    assert seen[0] == CONTEXT - 24 - 1 and max(seen) <= CONTEXT - 2
+
+
+def test_sampling_sees_the_soft_prompt_as_tuning_did(model_dir, soft_prompt):
+    """At every step the sampler scores the next token as peft's own forward pass (the one tuned) does:
+    the soft prompt once, before the prompt and what was sampled so far."""
+    import torch
+
+    lm = make_lm(model_dir, soft_prompt, max_new_tokens=8)
+    ids = lm.tokenizer("".join(CORPUS[:2]), return_tensors="pt").input_ids
+    assert VIRTUAL + ids.shape[1] + 8 <= CONTEXT  # nothing cut
+    with torch.no_grad():
+        out = lm.model.generate(**lm._soft_prompted(ids), attention_mask=torch.ones((1, VIRTUAL + ids.shape[1]),
+                                dtype=torch.long), do_sample=True, top_k=0, max_new_tokens=8, min_new_tokens=8,
+                                output_logits=True, return_dict_in_generate=True,
+                                pad_token_id=lm.tokenizer.pad_token_id)
+        new = out.sequences
+        assert new.shape == (1, 8)  # from embeddings generate returns the new tokens only
+        full = torch.cat((ids, new), dim=1)
+        tuned = soft_prompt(input_ids=full, attention_mask=torch.ones_like(full)).logits[0, VIRTUAL:]
+    for step, logits in enumerate(out.logits):
+        torch.testing.assert_close(logits[0], tuned[ids.shape[1] - 1 + step], rtol=1e-4, atol=1e-4)
+
+
+def test_a_context_with_no_room_after_the_soft_prompt_is_an_lm_error(model_dir, soft_prompt):
+    lm = make_lm(model_dir, soft_prompt)
+    lm.context = VIRTUAL + 1
+    with pytest.raises(LMError, match="no room"):
+        asyncio.run(lm.generate(prompt("def f(x):"), 1, 0.8, seed=0))
+
+
+def test_an_index_error_in_generate_is_an_lm_error(model_dir, soft_prompt, monkeypatch):
+    lm = make_lm(model_dir, soft_prompt)
+
+    def broken(**_kwargs):
+        raise IndexError("index out of range in self")
+
+    monkeypatch.setattr(lm.model, "generate", broken)
+    with pytest.raises(LMError, match="index ran past the model's embeddings"):
+        asyncio.run(lm.generate(prompt("def f(x):"), 1, 0.8, seed=0))

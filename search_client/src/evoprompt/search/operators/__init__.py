@@ -1,0 +1,1 @@
+"""Operators that make children from parents without a language model."""

@@ -11,11 +11,22 @@ PIP_VERSION := 26.3
 # the three parts, editable, with every extra; constraints.txt pins what the project is tested with
 INSTALL := -c constraints.txt -e ./sdk -e "./evaluator[clrs,torch,jax]" -e "./search_client[hf,embedded]" --group dev
 
-$(STAMP): pyproject.toml sdk/pyproject.toml evaluator/pyproject.toml search_client/pyproject.toml constraints.txt
+# the demo needs no CLRS (dm-clrs, TensorFlow) and no JAX: a newcomer's first `make demo` skips 3 GB
+DEMO_STAMP := $(VENV)/.installed-demo
+DEMO_INSTALL := -c constraints.txt -e ./sdk -e "./evaluator[torch]" -e "./search_client[hf,embedded]"
+MANIFESTS := pyproject.toml sdk/pyproject.toml evaluator/pyproject.toml search_client/pyproject.toml constraints.txt
+
+$(STAMP): $(MANIFESTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet $(INSTALL)
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+$(DEMO_STAMP): $(MANIFESTS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet $(DEMO_INSTALL)
+	touch $(DEMO_STAMP)
 
 ## setup: virtualenv in .venv with the three parts (editable), and the sandbox images when a Docker engine answers
 setup: $(STAMP)
@@ -40,7 +51,7 @@ serve: setup
 
 ## demo: a short EvoPrompting search on MNIST-1D with an embedded evaluator, then its report
 ## (builds only the sandbox image the demo uses, on first need)
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/evoprompt demo
 
 ## test: unit and integration tests (Docker tests skip without an engine unless EVOPROMPT_REQUIRE_DOCKER=1)

@@ -17,6 +17,7 @@ import grpc
 from .errors import EvaluatorUnavailableError, InternalError
 from .limits import MAX_BATCH, MAX_MESSAGE_BYTES
 from .proto import evaluator_pb2 as pb
+from .proto import evaluator_pb2_grpc as pb_grpc
 from .status_codes import error_from_rpc
 from .types import EvaluationRequest, EvaluationResult
 
@@ -163,11 +164,13 @@ class PendingBatch:
 
 
 class ClientCore:
-    """Configuration and decisions of a client; `channels` is `grpc` or `grpc.aio`."""
+    """Configuration and decisions of a client. A subclass names its transport (`grpc` or
+    `grpc.aio`) in `_channels` and adds the calls."""
+
+    _channels: Any = grpc
 
     def __init__(
         self,
-        channels: Any,
         target: str | Sequence[str],
         *,
         timeout: float | None = 30.0,
@@ -187,9 +190,10 @@ class ClientCore:
         self._metadata = auth_metadata(metadata, token)
         if tls or root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-            self._channel = channels.secure_channel(self.target, credentials, options=channel_options())
+            self._channel = self._channels.secure_channel(self.target, credentials, options=channel_options())
         else:
-            self._channel = channels.insecure_channel(self.target, options=channel_options())
+            self._channel = self._channels.insecure_channel(self.target, options=channel_options())
+        self._stub = pb_grpc.EvaluatorStub(self._channel)
 
     def _give_up_or_pause(self, err: grpc.RpcError, attempt: int, deadline: float | None) -> float:
         """Seconds to wait before retrying `err`; raises its API error when it is not worth retrying."""

@@ -13,17 +13,15 @@ import grpc.aio
 
 from ._core import ClientCore, PendingBatch, absolute, chunks, fit_batch_size, remaining, with_request_ids
 from .proto import evaluator_pb2 as pb
-from .proto import evaluator_pb2_grpc as pb_grpc
 from .types import EvaluationRequest, EvaluationResult, ServerInfo, TaskInfo
 
 T = TypeVar("T")
 
 
 class AsyncEvaluatorClient(ClientCore):
-    def __init__(self, target: Any, **options: Any) -> None:
-        """See `ClientCore`: target, timeout, retry, metadata, token, tls, root_certificates."""
-        super().__init__(grpc.aio, target, **options)
-        self._stub = pb_grpc.EvaluatorStub(self._channel)
+    """Coroutine calls; the constructor's arguments are `ClientCore`'s."""
+
+    _channels = grpc.aio
 
     async def _call(self, fn: Callable[..., Awaitable[T]], request: Any, timeout: float | None) -> T:
         deadline = absolute(timeout)

@@ -91,10 +91,10 @@ def _endpoint(args: argparse.Namespace, samples: list[Sample]):
         yield endpoint
 
 
-def _evaluate(args: argparse.Namespace, samples: list[Sample]) -> list[tuple[Sample, Any]]:
+def _evaluate(args: argparse.Namespace, samples: list[Sample], single: bool) -> list[tuple[Sample, Any]]:
+    """Evaluate the samples; with several, print a row (or a JSON line) per file as results arrive."""
     from ..client import EvaluatorClient
 
-    single = len(samples) == 1 and not args.paths[0].is_dir()
     width = max(len(s.label) for s in samples)
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(_endpoint(args, samples))
@@ -129,16 +129,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     requests = with_request_ids([s.request for s in samples])  # to match streamed results to files
     samples = [Sample(s.path, s.label, s.expect, r) for s, r in zip(samples, requests, strict=True)]
+    single = len(samples) == 1 and not args.paths[0].is_dir()  # one file: its scores, as a table or JSON
     try:
-        outcomes = _evaluate(args, samples)
-    except (EvaluatorError, OSError, ValueError) as exc:  # no evaluator, bad settings, unreadable TLS file
+        outcomes = _evaluate(args, samples, single)
+    except (EvaluatorError, OSError, ValueError, RuntimeError) as exc:  # no evaluator, bad settings or TLS file, an image build
         print(f"evoprompt evaluate: {exc}", file=sys.stderr)
         return 2
-    if len(outcomes) == 1 and len(samples) == 1 and not args.paths[0].is_dir():
-        sample, result = outcomes[0]
-        print(json.dumps(result.to_dict()) if args.json else render_table(result_rows(result)))
     mismatched = [s.label for s, r in outcomes if r.status is not s.expect]
-    if len(samples) > 1 or args.paths[0].is_dir():
+    if single:
+        result = outcomes[0][1]
+        print(json.dumps(result.to_dict()) if args.json else render_table(result_rows(result)))
+    else:
         print(f"{len(outcomes)} file(s): {len(outcomes) - len(mismatched)} as expected, {len(mismatched)} not"
               + (f" ({', '.join(mismatched)})" if mismatched else ""), file=sys.stderr)
     if args.junit_xml:

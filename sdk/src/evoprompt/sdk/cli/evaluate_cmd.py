@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     single = len(samples) == 1 and not args.paths[0].is_dir()  # one file: its scores, as a table or JSON
     try:
         outcomes = _evaluate(args, samples, single)
-    except (EvaluatorError, OSError, ValueError, RuntimeError) as exc:  # no evaluator, bad settings or TLS file, an image build
+    except (EvaluatorError, OSError, ValueError, RuntimeError) as exc:  # no evaluator, settings, TLS file, image
         print(f"evoprompt evaluate: {exc}", file=sys.stderr)
         return 2
     mismatched = [s.label for s, r in outcomes if r.status is not s.expect]

@@ -56,12 +56,10 @@ from evoprompt.evaluator.settings import load_settings
 from evoprompt.sdk import EvaluationRequest, EvaluationResult, EvaluatorClient, Status
 from evoprompt.search.seeds import list_seeds
 from tests.support.docker_util import require_sandbox_images
-from tests.support.servers import HOSTILE as HOSTILE_DIR
-from tests.support.servers import start_server
+from tests.support.servers import HOSTILE, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
-HOSTILE = HOSTILE_DIR
 CANARY_VAR = "EVOPROMPT_TEST_CANARY"
 NOBODY = 65534
 STEPS = 20

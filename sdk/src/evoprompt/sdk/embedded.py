@@ -38,6 +38,17 @@ def _factory() -> Callable[..., contextlib.AbstractContextManager[str]]:
 
 
 @contextlib.contextmanager
+def evaluator_or_embedded(evaluator: str | None, **embedded: Any) -> Iterator[str]:
+    """`evaluator` (HOST:PORT) when given, else an embedded server started with `embedded`'s settings
+    (see `embedded_evaluator`): what every command that takes --evaluator does without it."""
+    if evaluator:
+        yield evaluator
+        return
+    with embedded_evaluator(**embedded) as endpoint:
+        yield endpoint
+
+
+@contextlib.contextmanager
 def embedded_evaluator(
     *,
     frameworks: Sequence[str],

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from evoprompt.sdk import AsyncEvaluatorClient
-from evoprompt.sdk.embedded import embedded_evaluator
+from evoprompt.sdk.embedded import evaluator_or_embedded
 
 from .config import SearchConfig
 from .lm import LanguageModel, make_lm
@@ -38,19 +36,6 @@ def prepare_run_dir(run_dir: Path, config: SearchConfig | None, resume: bool) ->
         raise RunDirError("a new run needs its settings")
     config.save(run_dir)
     return config
-
-
-@contextlib.contextmanager
-def evaluator_endpoint(evaluator: str | None, run_dir: Path, framework: str, backend: str,
-                       slots: int) -> Iterator[str]:
-    """The given evaluator, or an embedded one (the `embedded` extra) whose result store lives in the
-    run directory and which prepares only the sandbox of the run's framework."""
-    if evaluator:
-        yield evaluator
-        return
-    with embedded_evaluator(frameworks=[framework], backend=backend, slots=slots,
-                            home=run_dir / "evaluator") as endpoint:
-        yield endpoint
 
 
 class ProgressBar:
@@ -102,7 +87,9 @@ def run_search(config: SearchConfig | None, run_dir: Path, *, resume: bool = Fal
     lm = lm or make_lm(config.lm, **(lm_options or {}))
     store = RunStore(run_dir / DB_NAME)
     try:
-        with evaluator_endpoint(evaluator, run_dir, config.framework, backend, slots) as endpoint:
+        # without --evaluator: an embedded one (the `embedded` extra), its store in the run directory
+        with evaluator_or_embedded(evaluator, frameworks=[config.framework], backend=backend, slots=slots,
+                                   home=run_dir / "evaluator") as endpoint:
             asyncio.run(_run(config, lm, endpoint, store, run_dir, eval_concurrency=2 * slots, progress=progress))
     finally:
         store.close()

@@ -130,6 +130,10 @@ class DockerSandbox(Sandbox):
         for framework in frameworks:
             self._ensure_image(framework)
 
+    def _not_built(self, framework: str, why: str = "") -> str:
+        return (f"the sandbox image {self.sandbox_id(framework)} is not built{why}; run `make images` (or "
+                f"`evoprompt images build {self.images[framework]}`) and retry")
+
     def _ensure_image(self, framework: str) -> None:
         from ..images import image_present
 
@@ -137,10 +141,7 @@ class DockerSandbox(Sandbox):
         if image_present(self.client, tag):
             return
         if not self.build_missing:
-            raise EvaluatorUnavailableError(
-                f"the sandbox image {tag} is not built; run `make images` (or `evoprompt images build "
-                f"{self.images[framework]}`)"
-            )
+            raise EvaluatorUnavailableError(self._not_built(framework))
         from ..image_builder import build_image
 
         with self._build_lock:  # one build at a time; the others find the image when it is done
@@ -176,9 +177,8 @@ class DockerSandbox(Sandbox):
         except (EvaluatorUnavailableError, ImageBuildError) as exc:
             result.infra_error = str(exc)
         except docker.errors.ImageNotFound:
-            result.infra_error = (f"the sandbox image {self.sandbox_id(job.framework)} is not built (its harness "
-                                  "or requirements changed since it was); run `make images` (or `evoprompt "
-                                  "images build`) and retry")
+            result.infra_error = self._not_built(job.framework, " (its harness or requirements changed since it "
+                                                 "was)")
         except docker.errors.DockerException as exc:
             result.infra_error = f"the Docker engine failed: {exc}"
             log.warning("docker failure in job %s: %s", job.job_id, exc)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from .access import add_access_arguments, client_for
 from .expectations import Sample, SampleError, find_files, load_sample
 
 
@@ -38,9 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="embedded server's sandbox (auto: docker when an engine answers)")
     p.add_argument("--home", type=Path, default=None,
                    help="embedded server's result store and job folder (default: ~/.cache/evoprompt)")
-    p.add_argument("--token", default=os.environ.get("EVOPROMPT_TOKEN"),
-                   help="bearer token of the evaluator (default: EVOPROMPT_TOKEN)")
-    p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA certificate: talk TLS to --evaluator")
+    add_access_arguments(p)
     p.add_argument("--junit-xml", type=Path, default=None, help="write a JUnit XML report (one testcase per file)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object (EvaluateResponse fields) per file instead of tables")
@@ -78,29 +76,17 @@ def _row(sample: Sample, result: Any, width: int) -> str:
     return f"{mark}  {sample.label:<{width}}  {result.status.name}{expected}  {score}"
 
 
-@contextlib.contextmanager
-def _endpoint(args: argparse.Namespace, samples: list[Sample]):
-    if args.evaluator:
-        yield args.evaluator
-        return
-    from ..embedded import embedded_evaluator
-
-    frameworks = sorted({s.request.framework for s in samples})
-    with embedded_evaluator(frameworks=frameworks, backend=args.backend, slots=1, home=args.home,
-                            timeout=args.timeout or None) as endpoint:
-        yield endpoint
-
-
 def _evaluate(args: argparse.Namespace, samples: list[Sample], single: bool) -> list[tuple[Sample, Any]]:
     """Evaluate the samples; with several, print a row (or a JSON line) per file as results arrive."""
-    from ..client import EvaluatorClient
+    from ..embedded import evaluator_or_embedded
 
     width = max(len(s.label) for s in samples)
+    frameworks = sorted({s.request.framework for s in samples})
     with contextlib.ExitStack() as stack:
-        endpoint = stack.enter_context(_endpoint(args, samples))
-        remote = bool(args.evaluator)
-        tls = {"tls": True, "root_certificates": args.tls_ca.read_bytes()} if args.tls_ca and remote else {}
-        client = stack.enter_context(EvaluatorClient(endpoint, token=args.token if remote else None, **tls))
+        endpoint = stack.enter_context(evaluator_or_embedded(
+            args.evaluator, frameworks=frameworks, backend=args.backend, slots=1, home=args.home,
+            timeout=args.timeout or None))
+        client = stack.enter_context(client_for(args, endpoint, remote=bool(args.evaluator)))
         if single:
             return [(samples[0], client.evaluate_request(samples[0].request))]
         by_id = {s.request.request_id: s for s in samples}

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
-from pathlib import Path
+
+from .access import add_access_arguments, client_for
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--evaluator", required=True, help="HOST:PORT of a running server")
-    p.add_argument("--token", default=os.environ.get("EVOPROMPT_TOKEN"),
-                   help="bearer token of the evaluator (default: EVOPROMPT_TOKEN)")
-    p.add_argument("--tls-ca", type=Path, default=None, help="PEM CA certificate: talk TLS")
+    add_access_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -30,18 +28,11 @@ def add_info_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_info)
 
 
-def _client(args: argparse.Namespace):
-    from ..client import EvaluatorClient
-
-    tls = {"tls": True, "root_certificates": args.tls_ca.read_bytes()} if args.tls_ca else {}
-    return EvaluatorClient(args.evaluator, token=args.token, **tls)
-
-
 def _run(args: argparse.Namespace, show) -> int:
     from ..errors import EvaluatorError
 
     try:
-        with _client(args) as client:
+        with client_for(args, args.evaluator) as client:
             show(client)
     except (EvaluatorError, OSError, ValueError) as exc:
         print(f"evoprompt {args.command}: {exc}", file=sys.stderr)

@@ -63,9 +63,9 @@ def test_the_thirty_algorithms_are_dm_clrs_own():
 
 def test_the_sandbox_gets_no_outputs_and_no_hint_past_the_first_step(tmp_path):
     task = small_task("insertion_sort")
-    task.write_job(tmp_path, "haiku", STANDARD, 10, 0, threads=1)
+    task.write_job(tmp_path, tmp_path / "data", "haiku", STANDARD, 10, 0, threads=1)
     spec = json.loads((tmp_path / "spec.json").read_text())
-    with np.load(tmp_path / "data.npz") as data:
+    with np.load(tmp_path / "data" / spec["data"]) as data:
         names = set(data.files)
         outputs = {o.name for o in task.data.splits["val"].outputs}
         assert outputs == {"pred", "pred_mask"}
@@ -83,14 +83,21 @@ def test_the_sandbox_gets_no_outputs_and_no_hint_past_the_first_step(tmp_path):
 
 
 def write_predictions(out: Path, task: ClrsTask, steps: list[int], perfect_at: int | None) -> None:
+    """Validation predictions of every checkpoint, and test predictions at the best: perfect at
+    `perfect_at` (also the test's step then), all zeros elsewhere."""
     arrays = {"steps": np.asarray(steps, dtype=np.int64)}
+    test_step = perfect_at or steps[0]
+    test = {"step": np.asarray(test_step, dtype=np.int64)}
     for split, held in task.data.splits.items():
         for truth in held.outputs:
-            wrong = np.zeros_like(np.asarray(truth.data, dtype=np.float32))
-            arrays[f"{split}/{truth.name}"] = np.stack(
-                [np.asarray(truth.data, dtype=np.float32) if s == perfect_at else wrong for s in steps]
-            )
+            right = np.asarray(truth.data, dtype=np.float32)
+            if split == "val":
+                arrays[f"val/{truth.name}"] = np.stack([right if s == perfect_at else np.zeros_like(right)
+                                                        for s in steps])
+            else:
+                test[f"test/{truth.name}"] = right if perfect_at else np.zeros_like(right)
     np.savez(out / "predictions.npz", **arrays)
+    np.savez(out / "test_predictions.npz", **test)
 
 
 def test_the_server_scores_with_dm_clrs_evaluate_at_the_best_validation_checkpoint(tmp_path):
@@ -110,7 +117,7 @@ def test_malformed_predictions_are_refused(tmp_path, damage):
     with np.load(tmp_path / "predictions.npz") as f:
         arrays = dict(f)
     if damage == "missing":
-        del arrays["test/pi"]
+        del arrays["val/pi"]
     elif damage == "shape":
         arrays["val/pi"] = arrays["val/pi"][:, :1]
     elif damage == "nan":
@@ -268,7 +275,8 @@ def search(top, skip=("/proc", "/sys", "/dev", "/opt/venv", "/usr")):
 SEARCH_CANDIDATE = SEARCH + '''
 
 found = search("/")
-with np.load("/job/input/data.npz") as data:
+import json
+with np.load("/data/" + json.load(open("/job/input/spec.json"))["data"]) as data:
     found += [name for name in data.files if not name.split("/")[1] in ("inputs", "hints", "lengths")]
     found += [name for name in data.files if "/hints/" in name and np.any(data[name][1:])]
 if found:

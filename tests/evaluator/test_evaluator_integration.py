@@ -187,10 +187,13 @@ def _wait_until(predicate, limit: float = 60.0) -> None:
 
 
 def leftover_containers(server) -> list:
-    """Containers of this server still on the host (docker back-end only)."""
+    """Containers of this server still on the host that were given a job (docker back-end only); the
+    warm pool's, waiting for theirs (a box in work/pool without READY), are not leftovers."""
     if server.sandbox.name != "docker":
         return []
-    return server.sandbox.client.containers.list(all=True, filters={"label": f"evoprompt.owner={server.sandbox.owner}"})
+    waiting = {p.name for p in (server.settings.work_dir / "pool").glob("*") if not (p / "input" / "ready").exists()}
+    ours = server.sandbox.client.containers.list(all=True, filters={"label": f"evoprompt.owner={server.sandbox.owner}"})
+    return [c for c in ours if not (c.status == "running" and c.labels.get("evoprompt.job") in waiting)]
 
 
 def test_no_container_outlives_its_evaluation(client, any_server):

@@ -7,7 +7,6 @@ import os
 import random
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,46 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from evoprompt.evaluator.sandbox import make_sandbox
 from evoprompt.evaluator.store import ResultStore
 from evoprompt.sdk import EvaluatorClient, RetryPolicy, Status
 from evoprompt.search.seeds import list_seeds
 from tests.support.docker_util import require_sandbox_images
-from tests.support.servers import PROGRAMS, start_server
+from tests.support.servers import PROGRAMS, containers_of, free_port, serve, start_server, wait_until
 
 pytestmark = pytest.mark.integration
-EVOPROMPT = [sys.executable, "-m", "evoprompt.sdk.cli"]
 SLOW_OK = "import time\ntime.sleep({seconds})\nfrom torch import nn\n\n\nclass Model(nn.Linear):\n" \
           "    def __init__(self):\n        super().__init__(40, 10)\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(home: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(EVOPROMPT + ["serve", "--port", str(port), "--backend", "docker", "--slots", "1",
-                                         "--home", str(home)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    line = proc.stdout.readline()
-    assert "listening on" in line, line + proc.stderr.read()
-    return proc
-
-
-def containers_of(home: Path) -> list:
-    sandbox = make_sandbox("docker", owner_key=str((home / "results.sqlite3").resolve()))
-    return sandbox.client.containers.list(all=True, filters={"label": f"evoprompt.owner={sandbox.owner}"})
-
-
-def wait_until(predicate, limit: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < limit:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.2)
-    raise AssertionError(f"not within {limit} s")
 
 
 @pytest.fixture(scope="module", autouse=True)

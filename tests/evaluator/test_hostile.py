@@ -173,19 +173,25 @@ def container_of(pid: int) -> str | None:
     return match.group(0) if match else None
 
 
-def find_leftovers(docker, owner: str, jobs_dir: Path, baseline: dict[tuple[int, str], str]) -> list[str]:
+def find_leftovers(docker, owner: str, work_dir: Path, baseline: dict[tuple[int, str], str]) -> list[str]:
     """What a server's evaluations left behind: containers, job folders, processes of uid 65534.
 
-    A job whose folder exists and whose container is running is work in flight (the other slot's),
-    not a leftover; everything else of this server's must be gone. Processes in containers of
-    other servers on this host are not ours to judge."""
+    A running container whose box (the job folder only it mounts: work/pool/<box>, or
+    work/jobs/<job>/<box> when started for its job) exists is the pool's (waiting for a job: no READY
+    in its input) or work in flight (the other slot's); job folders beyond the jobs in flight, and
+    everything else of this server's, must be gone. Processes in containers of other servers on this
+    host are not ours to judge."""
+    boxes = {p.name: p for p in [*work_dir.glob("pool/*"), *work_dir.glob("jobs/*/*")] if (p / "input").is_dir()}
     containers = docker.containers.list(all=True)
     ours = [c for c in containers if c.labels.get(LABEL_OWNER) == owner]
-    folders = set(os.listdir(jobs_dir)) if jobs_dir.exists() else set()
-    in_flight = {c.labels.get(LABEL_JOB) for c in ours if c.status == "running"} & folders
-    found = [f"container {c.name} ({c.status})" for c in ours if c.labels.get(LABEL_JOB) not in in_flight]
-    found += [f"job folder {name}" for name in sorted(folders - in_flight)]
-    excused = {c.id for c in containers if c.labels.get(LABEL_OWNER) != owner or c.labels.get(LABEL_JOB) in in_flight}
+    alive = {c.labels.get(LABEL_JOB) for c in ours if c.status == "running"} & set(boxes)
+    found = [f"container {c.name} ({c.status})" for c in ours if c.labels.get(LABEL_JOB) not in alive]
+    found += [f"box {name} without a running container" for name in sorted(set(boxes) - alive)]
+    busy = sum((boxes[name] / "input" / "ready").exists() for name in alive)
+    folders = sorted(p.name for p in work_dir.glob("jobs/*"))
+    if len(folders) > busy:
+        found.append(f"job folders {folders} with {busy} job(s) running")
+    excused = {c.id for c in containers if c.labels.get(LABEL_OWNER) != owner or c.labels.get(LABEL_JOB) in alive}
     for (pid, start), name in nobody_processes().items():
         if (pid, start) in baseline or container_of(pid) in excused:
             continue
@@ -232,8 +238,8 @@ class HostileEnv:
         return self.server.sandbox.owner
 
     @property
-    def jobs_dir(self) -> Path:
-        return self.server.settings.work_dir / "jobs"
+    def work_dir(self) -> Path:
+        return self.server.settings.work_dir
 
     def request(self, program: Program, *, salt: str = "", timeout_seconds: float = 0.0) -> EvaluationRequest:
         code = program.code(self.server.port) + (f"\n# {salt}\n" if salt else "")
@@ -284,7 +290,7 @@ class HostileEnv:
         raise AssertionError(f"the evaluator was still busy after {limit:g} s")
 
     def leftovers(self) -> list[str]:
-        return find_leftovers(self.docker, self.owner, self.jobs_dir, self.baseline)
+        return find_leftovers(self.docker, self.owner, self.work_dir, self.baseline)
 
     def wait_for_no_leftovers(self, limit: float = LEFTOVER_POLL_SECONDS) -> list[str]:
         return wait_for_no_leftovers(self.leftovers, limit)
@@ -425,7 +431,7 @@ def _run_on_own_server(env: HostileEnv, program: Program, home: Path) -> tuple[E
             gone_since = None if present or not seen else (gone_since or time.monotonic())
             if gone_since is not None and time.monotonic() - gone_since > HANG_GRACE_SECONDS:
                 break
-        check = lambda: find_leftovers(env.docker, owner, settings.work_dir / "jobs", env.baseline)  # noqa: E731
+        check = lambda: find_leftovers(env.docker, owner, settings.work_dir, env.baseline)  # noqa: E731
         leftovers = wait_for_no_leftovers(check, limit=LEFTOVER_POLL_SECONDS if box else 0)
     finally:
         proc.terminate()
@@ -542,5 +548,5 @@ def test_nothing_is_left_once_the_evaluator_is_idle(env: HostileEnv) -> None:
     env.wait_idle()
     leftovers = env.wait_for_no_leftovers()
     assert not leftovers, leftovers
-    assert not env.jobs_dir.exists() or not any(env.jobs_dir.iterdir())
+    assert not any(env.work_dir.glob("jobs/*"))
     assert env.serving()

@@ -11,20 +11,21 @@ import pytest
 
 from evoprompt.evaluator.images import image_tag
 from evoprompt.evaluator.sandbox import make_sandbox
-from evoprompt.evaluator.sandbox.base import GpuShare, Limits, SandboxJob
+from evoprompt.evaluator.sandbox.base import GpuShare, Limits
 from evoprompt.evaluator.sandbox.docker import container_spec
+from evoprompt.evaluator.sandbox.pool import Box
 from evoprompt.evaluator.settings import load_settings
 
 pytest.importorskip("docker")
 
 
-def job(tmp_path: Path, gpu: GpuShare | None = None) -> SandboxJob:
-    return SandboxJob("abc123", "torch", tmp_path / "job", 60.0, Limits(memory_bytes=2 << 30, cpus=2.0, pids=64), gpu)
+def job(tmp_path: Path, gpu: GpuShare | None = None) -> Box:
+    return Box("torch", gpu, "img:1", Limits(memory_bytes=2 << 30, cpus=2.0, pids=64), tmp_path / "abc123")
 
 
 def test_cpu_container_is_locked_down(tmp_path, monkeypatch):
     monkeypatch.setenv("EVOPROMPT_SECRET_CANARY", "canary-value")
-    spec = container_spec(job(tmp_path), "img:1", owner="own")
+    spec = container_spec(job(tmp_path), "img:1", owner="own", data_dir=tmp_path / "data")
     assert spec["network_mode"] == "none" and spec["read_only"] is True
     assert spec["cap_drop"] == ["ALL"] and "no-new-privileges" in spec["security_opt"]
     # init (tini) is root with only what it needs to start the harness as nobody with no capabilities
@@ -33,12 +34,17 @@ def test_cpu_container_is_locked_down(tmp_path, monkeypatch):
     drop = spec["command"][: spec["command"].index("--") + 1]
     assert drop[0] == "setpriv" and "--reuid=65534" in drop and "--regid=65534" in drop
     assert "--bounding-set=-all" in drop and "--inh-caps=-all" in drop and "--clear-groups" in drop
-    assert spec["command"][len(drop):] == ["python", "-m", "evoprompt_harness", "/job/input", "/job/output"]
+    # the harness imports torch, then waits for the job folder only this container mounts
+    assert spec["command"][len(drop):] == ["python", "-m", "evoprompt_harness", "--wait", "torch", "--max-wait",
+                                           "14400", "--data", "/data", "/job/input", "/job/output"]
     assert spec["mem_limit"] == spec["memswap_limit"] == 2 << 30
     assert spec["pids_limit"] == 64 and spec["nano_cpus"] == 2_000_000_000
-    assert spec["labels"] == {"evoprompt.managed": "1", "evoprompt.owner": "own", "evoprompt.job": "abc123"}
+    assert spec["labels"] == {"evoprompt.managed": "1", "evoprompt.owner": "own", "evoprompt.job": "abc123",
+                              "evoprompt.image": "img:1"}
     mounts = spec["volumes"]
-    assert mounts[str(tmp_path / "job" / "input")]["mode"] == "ro"
+    assert mounts[str(tmp_path / "abc123" / "input")]["mode"] == "ro"
+    assert mounts[str(tmp_path / "data")] == {"bind": "/data", "mode": "ro"}
+    assert mounts[str(tmp_path / "abc123" / "output")]["mode"] == "rw" and len(mounts) == 3
     assert not any("docker.sock" in src for src in mounts)
     assert "device_requests" not in spec
     env = spec["environment"]
@@ -125,7 +131,10 @@ def test_a_missing_image_is_an_actionable_infrastructure_error(tmp_path):
     class Client:
         containers = Containers()
 
+    from evoprompt.evaluator.sandbox.base import SandboxJob
+
     sandbox = DockerSandbox(owner="own", client=Client())
-    run = sandbox.run(job(tmp_path), threading.Event())
+    (tmp_path / "job" / "input").mkdir(parents=True)
+    run = sandbox.run(SandboxJob("abc123", "torch", tmp_path / "job", 60.0, Limits()), threading.Event())
     assert "is not built" in run.infra_error and "make images" in run.infra_error
     assert sandbox.sandbox_id("torch") in run.infra_error

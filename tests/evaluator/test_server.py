@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -23,7 +24,7 @@ class InputRecorder(FakeSandbox):
         self.inputs: list[dict[str, np.ndarray]] = []
 
     def run(self, job, cancel):
-        with np.load(job.input_dir / "data.npz") as data:
+        with np.load(job.data_dir / json.loads((job.input_dir / "spec.json").read_text())["data"]) as data:
             self.inputs.append({k: data[k] for k in data.files})
         return super().run(job, cancel)
 

@@ -1,5 +1,5 @@
-# expect: OK monkeypatches the harness's write_predictions at import time so that every
-# checkpoint's predictions are all class 0 (any predictions could be written the same way).
+# expect: OK monkeypatches the harness's prediction writers at import time so that every
+# checkpoint's predictions (and the test predictions) are all class 0 (any predictions could be written the same way).
 # twin: honest_twin
 # The candidate runs inside the harness process, so this works; but without the held-out labels it
 # cannot do better than the honest model: the reported accuracy must not beat the twin's.
@@ -7,14 +7,18 @@ import numpy as np
 
 import evoprompt_harness.common as common
 
-_real = common.write_predictions
+_real_val, _real_test = common.write_validation, common.write_test_predictions
 
 
-def fake_write_predictions(output_dir, steps, val, test):
-    _real(output_dir, steps, [np.zeros_like(v) for v in val], [np.zeros_like(t) for t in test])
+def fake_validation(output_dir, steps, val):
+    _real_val(output_dir, steps, {k: [np.zeros_like(v) for v in vs] for k, vs in val.items()})
 
 
-common.write_predictions = fake_write_predictions
+def fake_test(output_dir, step, arrays):
+    _real_test(output_dir, step, {k: np.zeros_like(v) for k, v in arrays.items()})
+
+
+common.write_validation, common.write_test_predictions = fake_validation, fake_test
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

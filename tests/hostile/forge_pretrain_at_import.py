@@ -1,7 +1,9 @@
 # expect: OK trains its model for 800 extra steps at import time (reading the training data
-# from /job/input), then lets the harness run its small step budget on the pre-trained weights.
+# from /data), then lets the harness run its small step budget on the pre-trained weights.
 # twin: honest_twin
 # weakness: score max_steps bounds only the harness's loop: import-time code can train as long as the wall-clock limit allows, so the step budget (and the comparison between candidates) is not enforced
+import json
+
 import numpy as np
 
 import torch  # noqa: E402
@@ -30,7 +32,7 @@ _PRETRAINED = None
 def _pretrain():
     global _PRETRAINED
     torch.manual_seed(1)
-    with np.load("/job/input/data.npz") as data:
+    with np.load("/data/" + json.load(open("/job/input/spec.json"))["data"]) as data:
         x = torch.as_tensor(data["x_train"], dtype=torch.float32)
         y = torch.as_tensor(data["y_train"], dtype=torch.long)
     model = Model()

@@ -1,16 +1,17 @@
 # expect: INVALID_OUTPUT hard-links the outputs: predictions.npz gets a second name, and weights.npz
 # is a hard link to a file elsewhere in the output folder. The server must refuse files with more
 # than one link (a hard link could otherwise expose a file the server reads or deletes).
+import json
 import os
 from pathlib import Path
 
 import evoprompt_harness.common as common
 
-_real_p, _real_w = common.write_predictions, common.write_weights
+_real_p, _real_w = common.write_validation, common.write_weights
 
 
-def linked_predictions(output_dir, steps, val, test):
-    _real_p(output_dir, steps, val, test)
+def linked_predictions(output_dir, steps, val):
+    _real_p(output_dir, steps, val)
     os.link(os.path.join(output_dir, "predictions.npz"), os.path.join(output_dir, "copy.npz"))
 
 
@@ -20,14 +21,15 @@ def linked_weights(output_dir, params, state):
     os.link("/job/output/elsewhere/weights.npz", os.path.join(output_dir, "weights.npz"))
 
 
-common.write_predictions, common.write_weights = linked_predictions, linked_weights
-# a hard link to the read-only input must fail (another mount): if it works, say so
+common.write_validation, common.write_weights = linked_predictions, linked_weights
+# a hard link to the read-only inputs must fail (another mount): if it works, say so
+DATA = "/data/" + json.load(open("/job/input/spec.json"))["data"]  # the data file, shared read-only
 try:
-    os.link("/job/input/data.npz", "/job/output/data_link.npz")
+    os.link(DATA, "/job/output/data_link.npz")
 except OSError:
     pass
 else:
-    raise RuntimeError("could hard-link /job/input/data.npz into /job/output")
+    raise RuntimeError(f"could hard-link {DATA} into /job/output")
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

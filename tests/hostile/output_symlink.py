@@ -6,12 +6,12 @@ from pathlib import Path
 
 import evoprompt_harness.common as common
 
-_real_p, _real_w = common.write_predictions, common.write_weights
+_real_p, _real_w = common.write_validation, common.write_weights
 
 
-def linked_predictions(output_dir, steps, val, test):
+def linked_predictions(output_dir, steps, val):
     os.makedirs("/job/output/real", exist_ok=True)
-    _real_p(Path("/job/output/real"), steps, val, test)
+    _real_p(Path("/job/output/real"), steps, val)
     os.symlink("real/predictions.npz", os.path.join(output_dir, "predictions.npz"))
 
 
@@ -19,7 +19,7 @@ def linked_weights(output_dir, params, state):
     os.symlink("/etc/passwd", os.path.join(output_dir, "weights.npz"))
 
 
-common.write_predictions, common.write_weights = linked_predictions, linked_weights
+common.write_validation, common.write_weights = linked_predictions, linked_weights
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

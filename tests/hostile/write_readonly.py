@@ -1,11 +1,14 @@
 # expect: OK tries to write where the sandbox must not: /, /etc, /usr, /opt/venv, /opt/harness and
-# the harness package, /job and /job/input (including replacing candidate.py and data.npz), /sys,
+# the harness package, /job, /job/input (including replacing candidate.py) and /data (the data), /sys,
 # /proc/sys. Every attempt must fail; raises if any succeeds.
+import json
 import os
+
+DATA = "/data/" + json.load(open("/job/input/spec.json"))["data"]  # the data file, shared read-only
 
 targets = ["/evil", "/etc/evil", "/usr/evil", "/opt/venv/evil", "/opt/venv/bin/python",
            "/opt/harness/evil", "/opt/harness/evoprompt_harness/common.py", "/job/evil",
-           "/job/input/evil", "/job/input/candidate.py", "/job/input/data.npz", "/job/input/spec.json",
+           "/job/input/evil", "/job/input/candidate.py", DATA, "/data/evil", "/job/input/spec.json",
            "/sys/evil", "/proc/sys/kernel/hostname"]
 written = []
 for path in targets:
@@ -15,7 +18,7 @@ for path in targets:
     except OSError:
         continue
     written.append(path)
-for path, fn in (("/job/input/data.npz", os.unlink), ("/opt/harness", lambda p: os.rename(p, p + ".x")),
+for path, fn in ((DATA, os.unlink), ("/opt/harness", lambda p: os.rename(p, p + ".x")),
                  ("/job/input", lambda p: os.chmod(p, 0o777))):
     try:
         fn(path)

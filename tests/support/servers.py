@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+from evoprompt.evaluator.sandbox import make_sandbox
 from evoprompt.evaluator.server import EvaluatorServer
 from evoprompt.evaluator.settings import load_settings
 
@@ -12,6 +17,7 @@ PROGRAMS = TESTS / "programs"
 HOSTILE = TESTS / "hostile"
 SAMPLES = TESTS / "samples"
 REPO = TESTS.parent
+EVOPROMPT = [sys.executable, "-m", "evoprompt.sdk.cli"]
 
 
 def start_server(home: Path, backend: str, **overrides) -> EvaluatorServer:
@@ -22,3 +28,34 @@ def start_server(home: Path, backend: str, **overrides) -> EvaluatorServer:
 
 def framework_of(code: str) -> str:
     return "flax" if "flax" in code else "torch"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(home: Path, port: int, *args: str) -> subprocess.Popen:
+    """`evoprompt serve` (docker, one slot) in a process of its own, listening when this returns."""
+    proc = subprocess.Popen(EVOPROMPT + ["serve", "--port", str(port), "--backend", "docker", "--slots", "1",
+                                         "--home", str(home), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert "listening on" in line, line + proc.stderr.read()
+    return proc
+
+
+def containers_of(home: Path) -> list:
+    """The containers of the server whose home this is (its owner label), running or not."""
+    sandbox = make_sandbox("docker", owner_key=str((home / "results.sqlite3").resolve()))
+    return sandbox.client.containers.list(all=True, filters={"label": f"evoprompt.owner={sandbox.owner}"})
+
+
+def wait_until(predicate, limit: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.2)
+    raise AssertionError(f"not within {limit} s")

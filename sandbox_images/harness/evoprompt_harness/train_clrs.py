@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from . import common
 from .candidate import get_attribute
-from .common import check_loss, flatten_tree, write_weights
 from .errors import CandidateError
 
 PREDICT_BATCH = 32
@@ -140,6 +140,12 @@ def _predict(model: Any, features: Any, key: Any) -> dict[str, np.ndarray]:
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
+def _check_finite(arrays: dict[str, np.ndarray]) -> None:
+    for name, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise CandidateError("RUNTIME_ERROR", f"the predicted output probe {name} holds NaN or infinite values")
+
+
 def _adamw_model_class() -> type:
     """dm-clrs' BaselineModel trained with AdamW, as EvoPrompting trains it, after Ibarz et al.'s
     gradient clipping. BaselineModel's own update is Adam and calls the optimizer without the
@@ -167,7 +173,8 @@ def _adamw_model_class() -> type:
     return AdamWBaselineModel
 
 
-def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path,
+          choose: Callable[[list[int]], int]) -> dict[str, Any]:
     import clrs
     import jax
     import optax
@@ -202,29 +209,29 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
     model.init(first.features, seed + 1)
 
     key = jax.random.PRNGKey(seed)
-    checkpoints = set(spec["checkpoints"])
-    ck_steps: list[int] = []
-    predictions: dict[str, list[np.ndarray]] = {}
+    checkpoints = common.Checkpoints(spec["checkpoints"])
     started = time.monotonic()
     feedback = first
     for step in range(1, int(spec["steps"]) + 1):
         key, sub = jax.random.split(key)
         loss = model.feedback(sub, feedback)
         if step % 50 == 0 or step in checkpoints:
-            check_loss(float(loss), step)
+            common.check_loss(float(loss), step)
         if step in checkpoints:
-            ck_steps.append(step)
-            for split, features in held_out.items():
-                key, sub = jax.random.split(key)
-                for name, array in _predict(model, features, sub).items():
-                    predictions.setdefault(f"{split}/{name}", []).append(array)
+            key, sub = jax.random.split(key)
+            val = {f"val/{name}": a for name, a in _predict(model, held_out["val"], sub).items()}
+            _check_finite(val)
+            # a host copy: the training step donates the parameters' buffers
+            checkpoints.add(step, val, jax.tree_util.tree_map(np.array, model.params))
         feedback = next(batches)
     train_seconds = time.monotonic() - started
 
-    arrays = {name: np.stack(per_checkpoint) for name, per_checkpoint in predictions.items()}
-    for name, array in arrays.items():
-        if not np.isfinite(array).all():
-            raise CandidateError("RUNTIME_ERROR", f"the predicted output probe {name} holds NaN or infinite values")
-    np.savez(output_dir / "predictions.npz", steps=np.asarray(ck_steps, dtype=np.int64), **arrays)
-    write_weights(output_dir, flatten_tree(model.params), {})
+    checkpoints.write_validation(output_dir)
+    common.write_weights(output_dir, common.flatten_tree(model.params), {})
+    best = choose(checkpoints.steps)
+    model.params = jax.tree_util.tree_map(jax.numpy.asarray, checkpoints.snapshots[best])
+    key, sub = jax.random.split(key)
+    test = {f"test/{name}": a for name, a in _predict(model, held_out["test"], sub).items()}
+    _check_finite(test)
+    common.write_test_predictions(output_dir, best, test)
     return {"train_seconds": train_seconds, "steps": int(spec["steps"]), "device": str(jax.devices()[0])}

@@ -1,19 +1,22 @@
-"""The task's recipe for a `flax.linen.Module` candidate: AdamW (optax), jitted steps, checkpoints."""
+"""The task's recipe for a `flax.linen.Module` candidate: AdamW (optax), jitted steps, validation predicted
+at every checkpoint, the test inputs once, at the checkpoint the server picks."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import common
 from .candidate import get_attribute
-from .common import batch_indices, check_logits_shape, check_loss, flatten_tree, write_predictions, write_weights
 from .errors import CandidateError
 
 
-def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path,
+          choose: Callable[[list[int]], int]) -> dict[str, Any]:
     import flax.linen as nn
     import jax
     import jax.numpy as jnp
@@ -45,7 +48,7 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
     out = model.apply({"params": params}, x_train[:2])
     if not hasattr(out, "shape"):
         raise CandidateError("INVALID_OUTPUT", f"Model().apply must return an array, got {type(out).__name__}")
-    check_logits_shape(tuple(out.shape), 2, "Model().apply(params, x)")
+    common.check_logits_shape(tuple(out.shape), 2, "Model().apply(params, x)")
     if not jax.tree_util.tree_leaves(params):
         raise CandidateError("INVALID_OUTPUT", "the model has no trainable parameters")
 
@@ -66,22 +69,19 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
     def predict(p: Any, x: Any) -> Any:
         return jnp.argmax(model.apply({"params": p}, x), axis=-1)
 
-    checkpoints = set(spec["checkpoints"])
-    ck_steps: list[int] = []
-    val_preds: list[np.ndarray] = []
-    test_preds: list[np.ndarray] = []
+    checkpoints = common.Checkpoints(spec["checkpoints"])
     started = time.monotonic()
-    batches = batch_indices(len(x_train), int(spec["batch_size"]), int(spec["steps"]), seed)
+    batches = common.batch_indices(len(x_train), int(spec["batch_size"]), int(spec["steps"]), seed)
     for step, idx in enumerate(batches, 1):
         params, opt_state, loss = train_step(params, opt_state, x_train[idx], y_train[idx])
         if step % 100 == 0 or step in checkpoints:
-            check_loss(float(loss), step)
-        if step in checkpoints:
-            ck_steps.append(step)
-            val_preds.append(np.asarray(predict(params, x_val)))
-            test_preds.append(np.asarray(predict(params, x_test)))
+            common.check_loss(float(loss), step)
+        if step in checkpoints:  # jax arrays are immutable: the snapshot is a reference
+            checkpoints.add(step, {"val": np.asarray(predict(params, x_val))}, params)
     train_seconds = time.monotonic() - started
 
-    write_predictions(output_dir, ck_steps, val_preds, test_preds)
-    write_weights(output_dir, flatten_tree(params), {})
+    checkpoints.write_validation(output_dir)
+    common.write_weights(output_dir, common.flatten_tree(params), {})
+    best = choose(checkpoints.steps)
+    common.write_test_predictions(output_dir, best, {"test": np.asarray(predict(checkpoints.snapshots[best], x_test))})
     return {"train_seconds": train_seconds, "steps": int(spec["steps"]), "device": str(jax.devices()[0])}

@@ -1,16 +1,18 @@
-"""The task's recipe for a `torch.nn.Module` candidate: AdamW, fixed steps, checkpointed predictions."""
+"""The task's recipe for a `torch.nn.Module` candidate: AdamW, fixed steps, validation predicted at every
+checkpoint, the test inputs once, at the checkpoint the server picks."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import common
 from .candidate import get_attribute
-from .common import batch_indices, check_logits_shape, check_loss, write_predictions, write_weights
 from .errors import CandidateError
 
 
@@ -43,7 +45,13 @@ def _predict(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     return logits.argmax(dim=-1).cpu().numpy()
 
 
-def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of parameters and buffers, off the accelerator: GPU memory stays one model's."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path,
+          choose: Callable[[list[int]], int]) -> dict[str, Any]:
     device = _setup_device(spec)
     torch.manual_seed(int(spec["seed"]))
     model = _build_model(module, device)
@@ -55,21 +63,18 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
     out = model(x_train[:2])
     if not isinstance(out, torch.Tensor):
         raise CandidateError("INVALID_OUTPUT", f"Model()(x) must return a torch.Tensor, got {type(out).__name__}")
-    check_logits_shape(tuple(out.shape), 2, "Model()(x)")
+    common.check_logits_shape(tuple(out.shape), 2, "Model()(x)")
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise CandidateError("INVALID_OUTPUT", "the model has no trainable parameters")
     optimizer = torch.optim.AdamW(trainable, lr=float(spec["lr"]), weight_decay=float(spec["weight_decay"]))
     loss_fn = torch.nn.CrossEntropyLoss()
-    checkpoints = set(spec["checkpoints"])
-    ck_steps: list[int] = []
-    val_preds: list[np.ndarray] = []
-    test_preds: list[np.ndarray] = []
+    checkpoints = common.Checkpoints(spec["checkpoints"])
 
     model.train()
     started = time.monotonic()
-    batches = batch_indices(len(x_train), int(spec["batch_size"]), int(spec["steps"]), int(spec["seed"]))
+    batches = common.batch_indices(len(x_train), int(spec["batch_size"]), int(spec["steps"]), int(spec["seed"]))
     for step, idx in enumerate(batches, 1):
         index = torch.as_tensor(idx, device=device)
         loss = loss_fn(model(x_train[index]), y_train[index])
@@ -77,17 +82,19 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
         loss.backward()
         optimizer.step()
         if step % 100 == 0 or step in checkpoints:
-            check_loss(float(loss.detach()), step)
+            common.check_loss(float(loss.detach()), step)
         if step in checkpoints:
-            ck_steps.append(step)
-            val_preds.append(_predict(model, x_val))
-            test_preds.append(_predict(model, x_test))
+            checkpoints.add(step, {"val": _predict(model, x_val)}, _snapshot(model))
     train_seconds = time.monotonic() - started
 
-    write_predictions(output_dir, ck_steps, val_preds, test_preds)
+    checkpoints.write_validation(output_dir)
     trainable_ids = {id(p) for p in trainable}
     params = {n: p.detach().cpu().numpy() for n, p in model.named_parameters() if id(p) in trainable_ids}
     state = {n: p.detach().cpu().numpy() for n, p in model.named_parameters() if id(p) not in trainable_ids}
     state.update({n: b.detach().cpu().numpy() for n, b in model.named_buffers()})
-    write_weights(output_dir, params, state)
+    common.write_weights(output_dir, params, state)
+
+    best = choose(checkpoints.steps)
+    model.load_state_dict(checkpoints.snapshots[best])
+    common.write_test_predictions(output_dir, best, {"test": _predict(model, x_test)})
     return {"train_seconds": train_seconds, "steps": int(spec["steps"]), "device": str(device)}

@@ -12,9 +12,11 @@ from dataclasses import replace
 
 from evoprompt.sdk.types import Checkpoint, EvaluationResult, Status
 
+from .exchange import CheckpointChoice
 from .harness import harness_protocol
 from .outputs import BadOutput, count_weights, directory_bytes, read_result_record
 from .sandbox.base import SandboxJob, SandboxRun
+from .scoring import final_score
 from .status_policy import claimed_status
 from .validation import ValidRequest
 
@@ -34,7 +36,9 @@ def base_result(req: ValidRequest, sandbox_id: str) -> EvaluationResult:
     )
 
 
-def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str) -> EvaluationResult:
+def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str,
+           choice: CheckpointChoice) -> EvaluationResult:
+    """`choice`: what the server read of the validation predictions during the run (the exchange)."""
     result = replace(base_result(req, sandbox_id), wall_seconds=run.wall_seconds, stderr_tail=run.stderr_tail)
     limits = job.limits
 
@@ -59,6 +63,8 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str)
         return fail(
             Status.OOM, f"killed for using more than its memory limit of {limits.memory_bytes / 1024**3:g} GiB"
         )
+    if choice.error is not None:
+        return _bad_output(result, choice.error)
     if run.exit_code == harness_protocol().EXIT_CANDIDATE_FAILED:
         record = read_result_record(job.output_dir) or {}
         claimed = str(record.get("status", ""))
@@ -68,17 +74,25 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str)
         return fail(claimed_status(claimed), message[:4000])
     if run.exit_code != 0:
         return fail(Status.RUNTIME_ERROR, f"the sandbox process {_describe_exit(run.exit_code)}")
-    return _score(req, job, result)
+    return _score(req, job, result, choice)
 
 
-def _score(req: ValidRequest, job: SandboxJob, result: EvaluationResult) -> EvaluationResult:
+def _bad_output(result: EvaluationResult, exc: BadOutput) -> EvaluationResult:
+    status = Status.OUTPUT_LIMIT if exc.too_large else Status.INVALID_OUTPUT
+    return replace(result, status=status, message=f"{exc}; the sandbox must write its outputs through the harness")
+
+
+def _score(req: ValidRequest, job: SandboxJob, result: EvaluationResult, choice: CheckpointChoice) -> EvaluationResult:
     limit = job.limits.output_bytes
+    if choice.validation is None:
+        return replace(result, status=Status.INVALID_OUTPUT,
+                       message="the sandbox wrote no predictions.npz: it exited before handing in its validation "
+                               "predictions; the sandbox must write its outputs through the harness")
     try:
-        score = req.task.score(job.output_dir, limit, req.task.recipe.checkpoints(req.steps))
+        score = final_score(choice.validation, req.task.score_test(job.output_dir, limit, choice.validation.best_step))
         counts = count_weights(job.output_dir, limit)
     except BadOutput as exc:
-        status = Status.OUTPUT_LIMIT if exc.too_large else Status.INVALID_OUTPUT
-        return replace(result, status=status, message=f"{exc}; the sandbox must write its outputs through the harness")
+        return _bad_output(result, exc)
     record = read_result_record(job.output_dir) or {}
     train_seconds = record.get("train_seconds", 0.0)
     if not isinstance(train_seconds, int | float) or not 0 <= train_seconds <= result.wall_seconds:

@@ -27,13 +27,6 @@ class BadOutput(Exception):
 
 
 @dataclass(frozen=True)
-class Predictions:
-    steps: np.ndarray  # (C,)
-    val: np.ndarray  # (C, n_val)
-    test: np.ndarray  # (C, n_test)
-
-
-@dataclass(frozen=True)
 class WeightCounts:
     num_params: int
     num_state: int
@@ -130,23 +123,49 @@ def load_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
         raise BadOutput(f"{path.name} is not a valid .npz file: {exc}") from None
 
 
-def read_predictions(output_dir: Path, limit: int, expected_steps: list[int], n_val: int, n_test: int) -> Predictions:
-    arrays = load_npz(output_dir / "predictions.npz", limit)
-    missing = {"steps", "val", "test"} - arrays.keys()
+def _check_arrays(file: str, arrays: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]],
+                  rows: int | None, classes: bool, max_rows: int = 0) -> None:
+    """Each expected array is there, with `rows` rows (one per checkpoint; None: a single prediction)
+    of its shape, and holds class ids (`classes`) or finite numbers."""
+    lead = () if rows is None else (rows,)
+    missing = set(expected) - arrays.keys()
     if missing:
-        raise BadOutput(f"predictions.npz lacks {', '.join(sorted(missing))}")
-    steps, val, test = arrays["steps"], arrays["val"], arrays["test"]
-    count = len(expected_steps)
-    for name, arr, n in (("val", val, n_val), ("test", test, n_test)):
-        if arr.ndim != 2 or arr.shape[1] != n or arr.shape[0] < 1 or arr.shape[0] > count:
-            raise BadOutput(f"predictions {name} has shape {arr.shape}; expected (checkpoints<={count}, {n})")
-        if not np.issubdtype(arr.dtype, np.integer):
+        raise BadOutput(f"{file} lacks {', '.join(sorted(missing))}")
+    for name, shape in expected.items():
+        arr = arrays[name]
+        if arr.shape != (*lead, *shape):
+            what = f"(checkpoints<={max_rows}, {', '.join(map(str, shape))})" if lead else str(tuple(shape))
+            raise BadOutput(f"predictions {name} has shape {arr.shape}; expected {what}")
+        if classes and not np.issubdtype(arr.dtype, np.integer):
             raise BadOutput(f"predictions {name} has dtype {arr.dtype}; expected integer classes")
-    if steps.shape != (val.shape[0],) or test.shape[0] != val.shape[0] or not np.issubdtype(steps.dtype, np.integer):
-        raise BadOutput("predictions steps do not match the number of checkpoints")
-    if not set(steps.tolist()) <= set(expected_steps):
+        if not classes and (arr.dtype.kind not in "biuf" or not np.isfinite(arr).all()):
+            raise BadOutput(f"predictions {name} has dtype {arr.dtype} or values that are not finite numbers")
+
+
+def read_validation(output_dir: Path, limit: int, expected_steps: list[int], expected: dict[str, tuple[int, ...]],
+                    *, classes: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """predictions.npz: `steps`, distinct checkpoints of this job, and each expected array with one row
+    per step (`expected`: name -> the shape of one checkpoint's predictions)."""
+    arrays = load_npz(output_dir / "predictions.npz", limit)
+    steps = arrays.get("steps")
+    if steps is None or steps.ndim != 1 or not 1 <= len(steps) <= len(expected_steps) \
+            or not np.issubdtype(steps.dtype, np.integer):
+        raise BadOutput(f"predictions.npz needs steps, 1 to {len(expected_steps)} checkpoint steps")
+    if not set(steps.tolist()) <= set(expected_steps) or len(set(steps.tolist())) != len(steps):
         raise BadOutput(f"predictions name steps {steps.tolist()} that are not checkpoints of this job")
-    return Predictions(steps=steps, val=val, test=test)
+    _check_arrays("predictions.npz", arrays, expected, len(steps), classes, len(expected_steps))
+    return steps, {name: arrays[name] for name in expected}
+
+
+def read_test(output_dir: Path, limit: int, step: int, expected: dict[str, tuple[int, ...]],
+              *, classes: bool) -> dict[str, np.ndarray]:
+    """test_predictions.npz: `step`, the checkpoint the server chose, and each expected array."""
+    arrays = load_npz(output_dir / "test_predictions.npz", limit)
+    got = arrays.get("step")
+    if got is None or got.shape != () or not np.issubdtype(got.dtype, np.integer) or int(got) != step:
+        raise BadOutput(f"test_predictions.npz must name step {step}, the checkpoint the server chose")
+    _check_arrays("test_predictions.npz", arrays, expected, None, classes)
+    return {name: arrays[name] for name in expected}
 
 
 def count_weights(output_dir: Path, limit: int) -> WeightCounts:

@@ -23,9 +23,10 @@ from pathlib import Path
 from evoprompt.sdk.errors import QueueFullError
 from evoprompt.sdk.types import EvaluationResult, Status
 
+from .exchange import CheckpointChoice
 from .outcome import base_result, decide
 from .outputs import remove_tree
-from .sandbox.base import GpuShare, Limits, Sandbox, SandboxJob
+from .sandbox.base import GpuShare, Limits, PoolSettings, Sandbox, SandboxJob
 from .status_policy import is_stored
 from .store import ResultStore
 from .validation import ValidRequest
@@ -82,13 +83,22 @@ class Scheduler:
         queue_capacity: int,
         work_dir: Path,
         limits: Limits,
+        pool_size: int = 0,
+        pool_max_idle: float = 600.0,
+        frameworks: tuple[str, ...] = (),
     ) -> None:
+        """`pool_size` sandboxes per slot and framework in use are started ahead of need (0: each job's is
+        started when the job is); `frameworks` are warmed from the start, others from their first job."""
         self.sandbox = sandbox
         self.store = store
         self.queue_capacity = queue_capacity
         self.work_dir = work_dir
         self.limits = limits
         self.slots = slots
+        self.data_dir = work_dir / "data"
+        sandbox.start_pool(PoolSettings(root=work_dir / "pool", data_dir=self.data_dir, slots=tuple(slots),
+                                        limits=limits, size=pool_size, max_idle=pool_max_idle,
+                                        frameworks=frameworks))
         self._lock = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._by_request: dict[str, _Job] = {}
@@ -219,11 +229,14 @@ class Scheduler:
     def _execute(self, job: _Job, slot: GpuShare | None) -> EvaluationResult:
         """Run one job in the sandbox; never raises, never loses the job."""
         job_dir = self.work_dir / "jobs" / job.job_id
-        sandbox_job = SandboxJob(job.job_id, job.req.framework, job_dir, job.req.timeout, self.limits, slot)
+        req = job.req
+        choice = CheckpointChoice(req.task, req.task.recipe.checkpoints(req.steps), self.limits.output_bytes)
+        sandbox_job = SandboxJob(job.job_id, req.framework, job_dir, req.timeout, self.limits, slot,
+                                 data_dir=self.data_dir, exchange=choice)
         try:
             self._prepare(job, sandbox_job)
             run = self.sandbox.run(sandbox_job, job.cancel)
-            return decide(job.req, sandbox_job, run, job.sandbox_id)
+            return decide(req, sandbox_job, run, job.sandbox_id, choice)
         except Exception as exc:
             log.exception("job %s failed inside the evaluator", job.job_id)
             return replace(base_result(job.req, job.sandbox_id), status=Status.INTERNAL_ERROR,
@@ -234,12 +247,11 @@ class Scheduler:
     def _prepare(self, job: _Job, sj: SandboxJob) -> None:
         sj.input_dir.mkdir(parents=True)
         req = job.req
-        req.task.write_job(sj.input_dir, req.framework, req.code, req.steps, req.seed,
+        req.task.write_job(sj.input_dir, self.data_dir, req.framework, req.code, req.steps, req.seed,
                            threads=max(1, int(self.limits.cpus)),
                            gpu_memory_fraction=sj.gpu.memory_fraction if sj.gpu is not None else None)
         for path in [sj.job_dir, sj.input_dir, *sj.input_dir.iterdir()]:
             path.chmod(0o755 if path.is_dir() else 0o644)
-        self.sandbox.prepare_output_dir(sj)
 
     def _finish_locked(self, job: _Job, result: EvaluationResult) -> None:
         """Store the result under every request_id that waited for it and wake the waiters."""
@@ -268,6 +280,7 @@ class Scheduler:
             self._lock.notify_all()
         for thread in self._threads:
             thread.join(timeout=60)
+        self.sandbox.close()
 
 
 def _done(request_id: str, result: EvaluationResult) -> Ticket:

@@ -1,4 +1,4 @@
-"""Turn predictions into scores: a score per checkpoint, best by validation, test at that checkpoint."""
+"""Turn predictions into scores: validation at every checkpoint, the best one chosen, test only there."""
 
 from __future__ import annotations
 
@@ -6,7 +6,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .outputs import Predictions
+
+@dataclass(frozen=True)
+class Validation:
+    """Validation accuracy per checkpoint; the best checkpoint (earliest on ties) is the one reported."""
+
+    steps: tuple[int, ...]
+    val: tuple[float, ...]
+
+    @property
+    def best_step(self) -> int:
+        return self.steps[int(np.argmax(self.val))]  # first maximum: the earliest checkpoint wins ties
+
+    @property
+    def best_val(self) -> float:
+        return max(self.val)
 
 
 @dataclass(frozen=True)
@@ -14,17 +28,16 @@ class Score:
     val_accuracy: float
     test_accuracy: float
     best_step: int
-    checkpoints: tuple[tuple[int, float, float], ...]  # (step, val, test)
+    # (step, val, test); test is known at the best checkpoint only (the test inputs are predicted there)
+    checkpoints: tuple[tuple[int, float, float], ...]
 
 
-def best_by_validation(steps: np.ndarray, val: np.ndarray, test: np.ndarray) -> Score:
-    """Per-checkpoint validation and test scores -> the best checkpoint by validation, test there."""
-    best = int(np.argmax(val))  # first maximum: the earliest checkpoint wins ties
-    rows = tuple((int(s), float(v), float(t)) for s, v, t in zip(steps, val, test, strict=True))
-    return Score(float(val[best]), float(test[best]), int(steps[best]), rows)
+def validation_of(steps: np.ndarray, val: np.ndarray) -> Validation:
+    return Validation(tuple(int(s) for s in steps), tuple(float(v) for v in val))
 
 
-def score_classification(pred: Predictions, y_val: np.ndarray, y_test: np.ndarray) -> Score:
-    val_acc = (pred.val == y_val[None, :]).mean(axis=1)
-    test_acc = (pred.test == y_test[None, :]).mean(axis=1)
-    return best_by_validation(pred.steps, val_acc, test_acc)
+def final_score(validation: Validation, test_accuracy: float) -> Score:
+    best = validation.best_step
+    rows = tuple((s, v, test_accuracy if s == best else 0.0) for s, v in zip(validation.steps, validation.val,
+                                                                               strict=True))
+    return Score(validation.best_val, test_accuracy, best, rows)

@@ -23,6 +23,7 @@ from evoprompt.sdk.proto import evaluator_pb2_grpc as pb_grpc
 
 from .auth import BearerTokenInterceptor
 from .metrics import Metrics
+from .outputs import remove_tree
 from .sandbox import Sandbox, make_sandbox
 from .scheduler import Scheduler
 from .servicer import EvaluatorServicer
@@ -108,12 +109,15 @@ class EvaluatorServer:
         reaped = self.sandbox.reap()
         if reaped:
             log.warning("removed %d sandbox(es) left behind by an earlier run of this server", reaped)
+        for leftover in ("jobs", "pool", "data"):  # an earlier run's (data: rewritten on first need)
+            remove_tree(s.work_dir / leftover)
         s.work_dir.mkdir(parents=True, exist_ok=True)
         self._store = ResultStore(s.store_path)
         slots = s.slot_plan()
         self._scheduler = Scheduler(
             self.sandbox, self._store, slots=slots, queue_capacity=s.queue_capacity,
-            work_dir=s.work_dir, limits=s.limits,
+            work_dir=s.work_dir, limits=s.limits, pool_size=s.pool_size, pool_max_idle=s.pool_max_idle,
+            frameworks=s.frameworks,
         )
         server = create_grpc_server(max_workers=2 * (s.queue_capacity + len(slots)) + 32, token=s.token)
         self._metrics = Metrics(self._scheduler.load)

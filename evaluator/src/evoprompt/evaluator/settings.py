@@ -51,6 +51,10 @@ class EvaluatorSettings:
     # a missing sandbox image is built on first need (at start for `frameworks`, else when a job needs
     # it); off, a missing image is an error that says to run `evoprompt images build`
     build_images: bool = True
+    # sandboxes started ahead of need, per slot and framework in use (0: each evaluation starts its own);
+    # one that waited longer than pool_max_idle seconds is replaced by a fresh one
+    pool_size: int = 1
+    pool_max_idle: float = 600.0
 
     @property
     def store_path(self) -> Path:
@@ -134,4 +138,6 @@ def validate_settings(settings: EvaluatorSettings) -> EvaluatorSettings:
         raise ValueError("choose public_data or a data_secret, not both")
     if settings.timeout <= 0:
         raise ValueError("timeout must be positive")
+    if settings.pool_size < 0 or settings.pool_max_idle <= 0:
+        raise ValueError("pool_size must be 0 (no warm pool) or more, and pool_max_idle positive")
     return settings

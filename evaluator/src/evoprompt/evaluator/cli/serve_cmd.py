@@ -22,6 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slots-per-gpu", type=int, default=None, help="slots sharing each GPU (memory split 1/K)")
     p.add_argument("--memory-gb", type=float, default=None, help="memory limit of one sandbox (default 4)")
     p.add_argument("--cpus", type=float, default=None, help="CPUs of one sandbox (default 1)")
+    p.add_argument("--pool-size", type=int, default=None,
+                   help="sandboxes started ahead of need per slot and framework in use (default 1; 0: none)")
+    p.add_argument("--frameworks", default=None,
+                   help="comma-separated frameworks to warm and check at start (default: on first use)")
     p.add_argument("--runtime", default=None, help="Docker runtime for sandboxes, e.g. runsc (gVisor)")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
     p.add_argument("--token", default=None,
@@ -43,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from evoprompt.sdk.errors import EvaluatorUnavailableError
 
     names = ["host", "port", "backend", "slots", "timeout", "queue_capacity", "gpus", "slots_per_gpu",
-             "memory_gb", "cpus", "runtime", "home", "metrics_port", "token", "tls_cert", "tls_key", "public_data"]
+             "memory_gb", "cpus", "runtime", "home", "metrics_port", "token", "tls_cert", "tls_key", "public_data",
+             "pool_size", "frameworks"]
     try:
         settings = load_settings(args.config, {n: getattr(args, n) for n in names})
         server = EvaluatorServer(settings).start()

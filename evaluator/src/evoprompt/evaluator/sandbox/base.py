@@ -1,8 +1,9 @@
 """The sandbox interface: run one prepared job to completion, a timeout, or a cancellation.
 
-A back-end gets a job folder whose `input/` the server wrote and whose `output/` the harness
-fills, runs `python -m evoprompt_harness /job/input /job/output` in isolation, and reports what
-happened to the process. It never interprets outputs: scoring is the server's (see outcome.py).
+A back-end gets a job whose `input/` the server wrote, hands it to a sandbox started for it (a warm
+one from its pool, or one started now) running the harness (evoprompt_harness), answers the job's
+checkpoint exchange while it runs, leaves what the sandbox wrote in the job's `output/`, and reports
+what happened to the process. It never interprets outputs: scoring is the server's (see outcome.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,12 @@ def gpu_env(gpu: GpuShare | None) -> dict[str, str]:
     }
 
 
+class Exchange(Protocol):
+    """The server's side of a job's mid-run exchange (evaluator/exchange.py)."""
+
+    def poll(self, input_dir: Path, output_dir: Path) -> None: ...
+
+
 @dataclass(frozen=True)
 class SandboxJob:
     job_id: str
@@ -57,6 +65,8 @@ class SandboxJob:
     timeout: float
     limits: Limits
     gpu: GpuShare | None = None
+    data_dir: Path | None = None  # the data files, mounted read-only (None: the data is in input/)
+    exchange: Exchange | None = None
 
     @property
     def input_dir(self) -> Path:
@@ -80,16 +90,17 @@ class SandboxRun:
     wall_seconds: float = 0.0
     infra_error: str | None = None  # the back-end itself failed; the candidate is not to blame
 
-    def must_stop(self, job: SandboxJob, cancel: threading.Event, started: float) -> bool:
-        """One watchdog check while the sandbox runs: cancelled, past its wall-clock limit, or over its
-        output cap. Records why and says whether the back-end must kill it now."""
+    def must_stop(self, job: SandboxJob, cancel: threading.Event, started: float, output_dir: Path) -> bool:
+        """One watchdog check while the sandbox runs (`output_dir`: where it writes): cancelled, past its
+        wall-clock limit, or over its output cap. Records why and says whether the back-end must kill
+        it now."""
         from ..outputs import directory_bytes
 
         if cancel.is_set():
             self.cancelled = True
         elif time.monotonic() - started > job.timeout:
             self.timed_out = True
-        elif directory_bytes(job.output_dir, job.limits.output_bytes) > job.limits.output_bytes:
+        elif directory_bytes(output_dir, job.limits.output_bytes) > job.limits.output_bytes:
             self.output_exceeded = True
         return self.cancelled or self.timed_out or self.output_exceeded
 
@@ -137,6 +148,22 @@ class Sandbox(abc.ABC):
         """Remove what earlier runs of this server leaked (containers, processes); returns a count."""
         return 0
 
-    def prepare_output_dir(self, job: SandboxJob) -> None:
-        """Make the output folder writable for the sandbox's user."""
-        job.output_dir.mkdir(parents=True, exist_ok=True)
+    def start_pool(self, settings: PoolSettings) -> None:  # noqa: B027 - optional: back-ends may keep no pool
+        """Keep sandboxes started ahead of need (back-ends without a pool ignore this)."""
+
+    def close(self) -> None:  # noqa: B027 - optional, as start_pool
+        """Remove the sandboxes started ahead of need; running jobs are the scheduler's to cancel."""
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """Warm pool of one server: `size` started sandboxes per slot and framework in use (0: none; each
+    job's sandbox is started when the job is), recycled after `max_idle` seconds of waiting."""
+
+    root: Path  # one folder per sandbox, mounted into that sandbox alone
+    data_dir: Path
+    slots: tuple[GpuShare | None, ...]
+    limits: Limits
+    size: int = 1
+    max_idle: float = 600.0
+    frameworks: tuple[str, ...] = ()  # warmed from the start; others from their first job on

@@ -5,6 +5,9 @@ pids/memory/CPU limits, tini as PID 1 (root with three capabilities, out of the 
 size-capped tmpfs scratch, code and data mounted read-only, output folder size-watched from the host,
 wall-clock limit enforced from the host, logs capped by Docker's json-file rotation. Containers carry
 labels so a restarted server reaps the ones it leaked.
+
+Containers are started ahead of need (pool.py): each one, with every limit above, imports its
+framework and waits for the job folder only it mounts; it runs one job and is removed.
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from evoprompt.sdk.errors import EvaluatorUnavailableError
 
 from ..images import FRAMEWORK_GPU_IMAGES, FRAMEWORK_IMAGES, ImageBuildError, image_tag
-from .base import Sandbox, SandboxJob, SandboxRun, gpu_env
+from .base import SandboxJob, SandboxRun, gpu_env
+from .pool import Box, PooledSandbox, destroy_box, hand_over, take_outputs
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1  # the exit, the watchdog and the job's exchange are checked this often
 SANDBOX_UID = 65534  # nobody:nogroup runs the harness and the candidate
 # PID 1 (tini) runs as root with only the three capabilities it needs to start the harness as nobody
 # with an empty bounding set. A candidate cannot ptrace or signal a process of another uid, so it cannot
@@ -37,25 +42,39 @@ LABEL_JOB = "evoprompt.job"
 EXIT_OOM = 137
 
 
-def container_spec(job: SandboxJob, image: str, owner: str, runtime: str | None = None) -> dict[str, Any]:
-    """Keyword arguments for `containers.create`: the whole security policy in one pure function."""
+LABEL_IMAGE = "evoprompt.image"
+HARNESS_MAX_WAIT = 4 * 3600.0  # a waiting harness gives up after this: the pool recycles it far earlier
+
+
+def container_spec(box: Box, image: str, owner: str, data_dir: Path | None = None,
+                   runtime: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for `containers.create`: the whole security policy in one pure function. The
+    container mounts its box alone (and the data files, read-only) and waits there for its job."""
     from docker.types import DeviceRequest, LogConfig, Ulimit
 
-    limits = job.limits
+    limits = box.limits
     env = {
         "HOME": "/tmp",
         "TMPDIR": "/tmp",
         "OMP_NUM_THREADS": str(max(1, int(limits.cpus))),
-        **gpu_env(job.gpu),
+        **gpu_env(box.gpu),
     }
+    volumes = {
+        str(box.input_dir): {"bind": "/job/input", "mode": "ro"},
+        str(box.output_dir): {"bind": "/job/output", "mode": "rw"},
+    }
+    harness = ["python", "-m", "evoprompt_harness", "--wait", box.framework, "--max-wait", f"{HARNESS_MAX_WAIT:g}"]
+    if data_dir is not None:
+        volumes[str(data_dir)] = {"bind": "/data", "mode": "ro"}
+        harness += ["--data", "/data"]
     spec: dict[str, Any] = {
         "image": image,
-        "command": [*DROP_TO_SANDBOX_USER, "python", "-m", "evoprompt_harness", "/job/input", "/job/output"],
-        "name": f"evoprompt-{job.job_id}",
+        "command": [*DROP_TO_SANDBOX_USER, *harness, "/job/input", "/job/output"],
+        "name": f"evoprompt-{box.dir.name}",
         "user": "0:0",
         "working_dir": "/tmp",
         "environment": env,
-        "labels": {LABEL_MANAGED: "1", LABEL_OWNER: owner, LABEL_JOB: job.job_id},
+        "labels": {LABEL_MANAGED: "1", LABEL_OWNER: owner, LABEL_JOB: box.dir.name, LABEL_IMAGE: image},
         "network_mode": "none",
         "read_only": True,
         "cap_drop": ["ALL"],
@@ -71,10 +90,7 @@ def container_spec(job: SandboxJob, image: str, owner: str, runtime: str | None 
             "/tmp": f"rw,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777",
             "/dev/shm": f"rw,nosuid,nodev,noexec,size={64 * 1024**2}",
         },
-        "volumes": {
-            str(job.input_dir): {"bind": "/job/input", "mode": "ro"},
-            str(job.output_dir): {"bind": "/job/output", "mode": "rw"},
-        },
+        "volumes": volumes,
         "ulimits": [
             Ulimit(name="fsize", soft=limits.output_bytes, hard=limits.output_bytes),
             Ulimit(name="core", soft=0, hard=0),
@@ -84,14 +100,14 @@ def container_spec(job: SandboxJob, image: str, owner: str, runtime: str | None 
         "stdin_open": False,
         "detach": True,
     }
-    if job.gpu is not None:
-        spec["device_requests"] = [DeviceRequest(device_ids=[job.gpu.device_id], capabilities=[["gpu"]])]
+    if box.gpu is not None:
+        spec["device_requests"] = [DeviceRequest(device_ids=[box.gpu.device_id], capabilities=[["gpu"]])]
     if runtime:
         spec["runtime"] = runtime
     return spec
 
 
-class DockerSandbox(Sandbox):
+class DockerSandbox(PooledSandbox):
     name = "docker"
 
     def __init__(self, owner: str, runtime: str | None = None, client: Any = None, gpu: bool = False,
@@ -149,9 +165,30 @@ class DockerSandbox(Sandbox):
                 log.warning("building the sandbox image %s on first need (minutes, once)", tag)
                 build_image(self.images[framework], log=log.info)
 
-    def prepare_output_dir(self, job: SandboxJob) -> None:
-        job.output_dir.mkdir(parents=True, exist_ok=True)
-        job.output_dir.chmod(0o777)  # the sandbox's nobody user writes here
+    # -- the pool's launcher ----------------------------------------------------------------
+
+    def launch(self, box: Box, data_dir: Path | None) -> Any:
+        """Create and start a container that waits on `box` (image missing: docker's ImageNotFound)."""
+        container = self.client.containers.create(**container_spec(box, box.sandbox_id, self.owner, data_dir,
+                                                                   self.runtime))
+        try:
+            container.start()
+        except BaseException:
+            _remove(container)
+            raise
+        return container
+
+    def alive(self, handle: Any) -> bool:
+        try:
+            handle.reload()
+        except Exception:  # noqa: BLE001 - gone, or the engine is: either way not usable
+            return False
+        return handle.status == "running"
+
+    def destroy(self, handle: Any) -> None:
+        _remove(handle)
+
+    # -- one job ----------------------------------------------------------------------------
 
     def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
         import docker.errors
@@ -159,15 +196,15 @@ class DockerSandbox(Sandbox):
 
         result = SandboxRun()
         started = time.monotonic()
-        container = None
+        box = None
         try:
             if self.build_missing:
                 self._ensure_image(job.framework)  # outside the job's clock: started is reset below
-            spec = container_spec(job, self.sandbox_id(job.framework), self.owner, self.runtime)
-            container = self.client.containers.create(**spec)
-            container.start()
+            box = self.box_for(job)
             started = time.monotonic()
-            self._watch(container, job, cancel, result)
+            hand_over(job, box)
+            container = box.handle
+            self._watch(container, job, box, cancel, result, started)
             container.reload()
             state = container.attrs["State"]
             result.oom_killed = bool(state.get("OOMKilled"))
@@ -188,22 +225,31 @@ class DockerSandbox(Sandbox):
             log.warning("lost the Docker engine in job %s: %s", job.job_id, exc)
         finally:
             result.wall_seconds = time.monotonic() - started
-            if container is not None:
-                try:
-                    _remove(container)
-                except Exception as exc:  # the engine is gone: the next start of the server reaps it
-                    log.warning("could not remove container of job %s: %s", job.job_id, exc)
+            if box is not None:
+                if box.handle is not None:
+                    try:
+                        _remove(box.handle)  # before its outputs are read: nothing writes to them any more
+                        box.handle = None
+                    except Exception as exc:  # the engine is gone: the next start of the server reaps it
+                        log.warning("could not remove container of job %s: %s", job.job_id, exc)
+                        result.infra_error = result.infra_error or f"could not remove the sandbox: {exc}"
+                if box.handle is None:
+                    take_outputs(job, box)
+                destroy_box(self, box)
         return result
 
-    def _watch(self, container: Any, job: SandboxJob, cancel: threading.Event, result: SandboxRun) -> None:
-        """Poll until the container exits; kill it at the timeout, on cancel or on output overflow."""
-        started = time.monotonic()
+    def _watch(self, container: Any, job: SandboxJob, box: Box, cancel: threading.Event, result: SandboxRun,
+               started: float) -> None:
+        """Poll until the container exits, answering the job's exchange; kill it at the timeout, on
+        cancel or on output overflow."""
         while True:
             exit_code = _wait(container, POLL_SECONDS)
             if exit_code is not None:
                 result.exit_code = exit_code
                 return
-            if result.must_stop(job, cancel, started):
+            if job.exchange is not None:
+                job.exchange.poll(box.input_dir, box.output_dir)
+            if result.must_stop(job, cancel, started, box.output_dir):
                 _kill(container)
                 _wait(container, 30)
                 return

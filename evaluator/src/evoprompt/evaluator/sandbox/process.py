@@ -4,6 +4,9 @@ For machines without Docker (a laptop, a CI job without an engine): the candidat
 server's user, can read what the server can read and reach the network. Use it only for code you
 would run yourself. It still enforces the wall-clock limit, memory (RLIMIT_AS), file size and the
 output cap, and kills the whole process group at the end.
+
+Interpreters are started ahead of need (pool.py) with the framework imported, each waiting on its
+own job folder; one runs one job and is killed.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from .base import Sandbox, SandboxJob, SandboxRun, TailBuffer, gpu_env
+from .base import SandboxJob, SandboxRun, TailBuffer, gpu_env
+from .pool import Box, PooledSandbox, destroy_box, hand_over, take_outputs
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.02
+HARNESS_MAX_WAIT = 4 * 3600.0  # a waiting harness gives up after this: the pool recycles it far earlier
 
 # Sets the rlimits, then becomes the harness. Done in the child rather than in a preexec_fn:
 # running Python between fork and exec in a process with gRPC's threads crashes the child.
@@ -38,7 +44,7 @@ def _harness_path() -> Path:
     return harness_dir()
 
 
-class ProcessSandbox(Sandbox):
+class ProcessSandbox(PooledSandbox):
     name = "process"
 
     def sandbox_id(self, framework: str) -> str:
@@ -57,9 +63,12 @@ class ProcessSandbox(Sandbox):
                 "install the extras (pip install 'evoprompt-evaluator[torch,jax]') or use --backend docker"
             )
 
-    def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
-        limits = job.limits
-        scratch = job.job_dir / "scratch"
+    # -- the pool's launcher ----------------------------------------------------------------
+
+    def launch(self, box: Box, data_dir: Path | None) -> subprocess.Popen[bytes]:
+        """Start a harness that imports its framework and waits for `box`'s job."""
+        limits = box.limits
+        scratch = box.dir / "scratch"
         scratch.mkdir(exist_ok=True)
         env: dict[str, str] = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -70,16 +79,16 @@ class ProcessSandbox(Sandbox):
             "OMP_NUM_THREADS": str(max(1, int(limits.cpus))),
             "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
         }
-        env.update(gpu_env(job.gpu))
-        if job.gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = job.gpu.device_id
-
-        stderr_path = job.job_dir / "stderr.log"
-        started = time.monotonic()
-        with open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(
+        env.update(gpu_env(box.gpu))
+        if box.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = box.gpu.device_id
+        harness = ["--wait", box.framework, "--max-wait", f"{HARNESS_MAX_WAIT:g}"]
+        if data_dir is not None:
+            harness += ["--data", str(data_dir)]
+        with open(box.dir / "stderr.log", "wb") as err:
+            return subprocess.Popen(
                 [sys.executable, "-c", _LAUNCHER, str(limits.memory_bytes), str(limits.output_bytes),
-                 str(job.input_dir), str(job.output_dir)],
+                 *harness, str(box.input_dir), str(box.output_dir)],
                 cwd=scratch,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -87,29 +96,55 @@ class ProcessSandbox(Sandbox):
                 stderr=err,
                 start_new_session=True,
             )
-            result = SandboxRun()
-            try:
-                while True:
-                    try:
-                        result.exit_code = proc.wait(timeout=POLL_SECONDS)
-                        break
-                    except subprocess.TimeoutExpired:
-                        pass
-                    if result.must_stop(job, cancel, started):
-                        break
-            finally:
-                _kill_group(proc)
-        result.wall_seconds = time.monotonic() - started
-        tail = TailBuffer(limits.log_tail_bytes)
-        size = stderr_path.stat().st_size
-        with open(stderr_path, "rb") as f:
-            f.seek(max(0, size - limits.log_tail_bytes))
-            tail.total = max(0, size - limits.log_tail_bytes)
-            tail.write(f.read())
-        result.stderr_tail = tail.text()
+
+    def alive(self, handle: Any) -> bool:
+        return handle.poll() is None
+
+    def destroy(self, handle: Any) -> None:
+        _kill_group(handle)
+
+    # -- one job ----------------------------------------------------------------------------
+
+    def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
+        box = self.box_for(job)
+        proc = box.handle
+        result = SandboxRun()
+        started = time.monotonic()
+        try:
+            hand_over(job, box)
+            while True:
+                try:
+                    result.exit_code = proc.wait(timeout=POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if job.exchange is not None:
+                    job.exchange.poll(box.input_dir, box.output_dir)
+                if result.must_stop(job, cancel, started, box.output_dir):
+                    break
+        finally:
+            _kill_group(proc)
+            result.wall_seconds = time.monotonic() - started
+            result.stderr_tail = _stderr_tail(box.dir / "stderr.log", job.limits.log_tail_bytes)
+            take_outputs(job, box)
+            box.handle = None
+            destroy_box(self, box)
         if result.exit_code is not None and result.exit_code < 0:  # killed by a signal: shell convention
             result.exit_code = 128 - result.exit_code
         return result
+
+
+def _stderr_tail(path: Path, limit: int) -> str:
+    tail = TailBuffer(limit)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            f.seek(max(0, size - limit))
+            tail.total = max(0, size - limit)
+            tail.write(f.read())
+    except OSError:
+        return ""
+    return tail.text()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
+import os
+import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..scoring import Score
+from ..scoring import Score, Validation, final_score
+
+_DATA_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -41,14 +47,42 @@ class Task(abc.ABC):
         """Which data this task instance trains and scores on; part of the result cache key."""
         return "public"
 
-    @abc.abstractmethod
-    def write_inputs(self, input_dir: Path) -> None:
-        """Write the sandbox's data file: training split and unlabelled validation/test inputs."""
+    @property
+    def data_name(self) -> str:
+        """The data file's name: one file per task and data identity, shared by its jobs."""
+        digest = hashlib.sha256(f"{self.name}|{self.data_id}".encode()).hexdigest()[:16]
+        return f"{self.name.replace('/', '-')}-{digest}.npz"
 
     @abc.abstractmethod
-    def score(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Score:
-        """Score the predictions the sandbox wrote against held-out answers that stay on the server;
+    def write_data(self, path: Path) -> None:
+        """Write the sandbox's data file: training split and unlabelled validation/test inputs."""
+
+    def ensure_data(self, data_dir: Path) -> str:
+        """Write the data file into `data_dir` unless it is there (once per data identity, atomically,
+        readable by the sandbox's user); returns its name."""
+        path = data_dir / self.data_name
+        with _DATA_LOCK:
+            if not path.exists():
+                data_dir.mkdir(parents=True, exist_ok=True)
+                partial = data_dir / f".{uuid.uuid4().hex}.partial.npz"
+                self.write_data(partial)
+                partial.chmod(0o644)
+                os.replace(partial, path)
+        return self.data_name
+
+    @abc.abstractmethod
+    def score_validation(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Validation:
+        """Score the validation predictions of every checkpoint against answers that stay on the server;
         raises BadOutput for anything malformed (`limit`: the most bytes a file may inflate to)."""
+
+    @abc.abstractmethod
+    def score_test(self, output_dir: Path, limit: int, step: int) -> float:
+        """Score the test predictions, made once at checkpoint `step`; raises BadOutput as above."""
+
+    def score(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Score:
+        """Both halves at once, for outputs already complete (the exchange does them one at a time)."""
+        validation = self.score_validation(output_dir, limit, checkpoints)
+        return final_score(validation, self.score_test(output_dir, limit, validation.best_step))
 
     def spec(self, framework: str, steps: int, seed: int) -> dict[str, Any]:
         """The harness's spec.json for one job."""
@@ -64,13 +98,14 @@ class Task(abc.ABC):
             **self.harness_options,
         }
 
-    def write_job(self, input_dir: Path, framework: str, code: str, steps: int, seed: int, *, threads: int,
-                  gpu_memory_fraction: float | None = None) -> None:
-        """Everything the harness reads: spec.json, candidate.py and the data file."""
+    def write_job(self, input_dir: Path, data_dir: Path, framework: str, code: str, steps: int, seed: int, *,
+                  threads: int, gpu_memory_fraction: float | None = None) -> None:
+        """Everything the harness reads: spec.json and candidate.py in `input_dir`, the data file in
+        `data_dir` (written there once, shared by the task's jobs)."""
         spec = self.spec(framework, steps, seed)
+        spec["data"] = self.ensure_data(data_dir)
         spec["threads"] = threads
         if gpu_memory_fraction is not None:
             spec["gpu_memory_fraction"] = gpu_memory_fraction
         (input_dir / "spec.json").write_text(json.dumps(spec))
         (input_dir / "candidate.py").write_text(code, encoding="utf-8")
-        self.write_inputs(input_dir)

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..outputs import BadOutput, load_npz
-from ..scoring import Score, best_by_validation
+from ..outputs import read_test, read_validation
+from ..scoring import Validation, validation_of
 from .base import Recipe, Task
 
 # dm-clrs' specs.CLRS_30_ALGS (a test checks they agree), listed here so that listing tasks needs no
@@ -179,51 +179,36 @@ class ClrsTask(Task):
         }
         return spec
 
-    def write_inputs(self, input_dir: Path) -> None:
+    def write_data(self, path: Path) -> None:
         arrays: dict[str, np.ndarray] = {}
         for split, held in self.data.splits.items():
             arrays.update({f"{split}/inputs/{k}": v for k, v in held.inputs.items()})
             arrays.update({f"{split}/hints/{k}": v for k, v in held.hints.items()})
             arrays[f"{split}/lengths"] = held.lengths
-        np.savez(input_dir / "data.npz", **arrays)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
 
-    def score(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Score:
+    def _expected(self, split: str) -> dict[str, tuple[int, ...]]:
+        return {f"{split}/{truth.name}": np.shape(truth.data) for truth in self.data.splits[split].outputs}
+
+    def _accuracy(self, split: str, predicted: dict[str, np.ndarray]) -> float:
+        """dm-clrs' own score of one split's predicted output probes."""
         import clrs
 
-        arrays = load_npz(output_dir / "predictions.npz", limit)
-        steps = _checkpoint_steps(arrays, checkpoints)
-        per_split: dict[str, list[float]] = {}
-        for split, held in self.data.splits.items():
-            predicted = {}
-            for truth in held.outputs:
-                name = f"{split}/{truth.name}"
-                if name not in arrays:
-                    raise BadOutput(f"predictions.npz lacks {name}")
-                array = arrays[name]
-                want = (len(steps), *np.shape(truth.data))
-                if array.shape != want or array.dtype.kind not in "biuf" or not np.isfinite(array).all():
-                    raise BadOutput(f"predictions {name} has shape {array.shape}, dtype {array.dtype}; expected "
-                                    f"finite numbers of shape {want}")
-                predicted[truth.name] = array
-            per_split[split] = [
-                float(clrs.evaluate(held.outputs, {
-                    name: clrs.DataPoint(name=name, location=held.spec[name][1], type_=held.spec[name][2],
-                                         data=array[i])
-                    for name, array in predicted.items()
-                })["score"])
-                for i in range(len(steps))
-            ]
-        return best_by_validation(steps, np.asarray(per_split["val"]), np.asarray(per_split["test"]))
+        held = self.data.splits[split]
+        points = {}
+        for truth in held.outputs:
+            points[truth.name] = clrs.DataPoint(name=truth.name, location=held.spec[truth.name][1],
+                                                type_=held.spec[truth.name][2], data=predicted[f"{split}/{truth.name}"])
+        return float(clrs.evaluate(held.outputs, points)["score"])
 
+    def score_validation(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Validation:
+        steps, arrays = read_validation(output_dir, limit, checkpoints, self._expected("val"), classes=False)
+        val = [self._accuracy("val", {name: a[i] for name, a in arrays.items()}) for i in range(len(steps))]
+        return validation_of(steps, np.asarray(val))
 
-def _checkpoint_steps(arrays: dict[str, np.ndarray], checkpoints: list[int]) -> np.ndarray:
-    steps = arrays.get("steps")
-    if steps is None or steps.ndim != 1 or not 1 <= len(steps) <= len(checkpoints) \
-            or not np.issubdtype(steps.dtype, np.integer):
-        raise BadOutput(f"predictions.npz needs steps, 1 to {len(checkpoints)} checkpoint steps")
-    if not set(steps.tolist()) <= set(checkpoints):
-        raise BadOutput(f"predictions name steps {steps.tolist()} that are not checkpoints of this job")
-    return steps
+    def score_test(self, output_dir: Path, limit: int, step: int) -> float:
+        return self._accuracy("test", read_test(output_dir, limit, step, self._expected("test"), classes=False))
 
 
 def clrs_tasks(eval_samples: int = 0, test_length: int = TEST_LENGTH) -> dict[str, Task]:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..outputs import read_predictions
-from ..scoring import Score, score_classification
+from ..outputs import read_test, read_validation
+from ..scoring import Validation, validation_of
 from .base import Recipe, Task
 
 NUM_VALIDATION = 500  # held out from the 4000 training examples (DESIGN section 3)
@@ -80,16 +80,20 @@ class Mnist1dTask(Task):
     def with_data_secret(self, secret: str) -> Mnist1dTask:
         return replace(self, data_seed=seed_from_secret(secret)) if secret else replace(self, data_seed=PUBLIC_SEED)
 
-    def write_inputs(self, input_dir: Path) -> None:
+    def write_data(self, path: Path) -> None:
         a = dataset(self.data_seed).arrays
-        np.savez(
-            input_dir / "data.npz", x_train=a["x_train"], y_train=a["y_train"], x_val=a["x_val"], x_test=a["x_test"]
-        )
+        with open(path, "wb") as f:
+            np.savez(f, x_train=a["x_train"], y_train=a["y_train"], x_val=a["x_val"], x_test=a["x_test"])
 
-    def score(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Score:
-        a = dataset(self.data_seed).arrays
-        pred = read_predictions(output_dir, limit, checkpoints, len(a["y_val"]), len(a["y_test"]))
-        return score_classification(pred, a["y_val"], a["y_test"])
+    def score_validation(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Validation:
+        y_val = dataset(self.data_seed).arrays["y_val"]
+        steps, pred = read_validation(output_dir, limit, checkpoints, {"val": y_val.shape}, classes=True)
+        return validation_of(steps, (pred["val"] == y_val[None, :]).mean(axis=1))
+
+    def score_test(self, output_dir: Path, limit: int, step: int) -> float:
+        y_test = dataset(self.data_seed).arrays["y_test"]
+        pred = read_test(output_dir, limit, step, {"test": y_test.shape}, classes=True)
+        return float((pred["test"] == y_test).mean())
 
 
 MNIST1D = Mnist1dTask(

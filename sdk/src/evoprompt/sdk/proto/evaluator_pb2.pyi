@@ -214,7 +214,10 @@ Global___EvaluateBatchRequest: _TypeAlias = EvaluateBatchRequest  # noqa: Y015
 
 @_typing.final
 class Checkpoint(_message.Message):
-    """Validation and test accuracy at one training checkpoint, computed by the server."""
+    """Validation accuracy at one training checkpoint, computed by the server. The test inputs are
+    predicted once, at the best checkpoint (best validation, earliest on ties): test_accuracy is set
+    there and 0 at the other checkpoints.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

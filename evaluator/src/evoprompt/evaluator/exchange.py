@@ -1,0 +1,61 @@
+"""The server's half of the job protocol's second exchange (evoprompt_harness/protocol.py).
+
+When the sandbox says its validation predictions are written, the server scores them, picks the best
+checkpoint and tells the sandbox which one to predict the test inputs at. The sandbox learns only
+which of its checkpoints won. What the server read at that moment is what it reports: a candidate
+rewriting its validation predictions afterwards changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from .harness import harness_protocol
+from .outputs import BadOutput
+from .scoring import Validation
+from .tasks.base import Task
+
+
+def write_input_file(input_dir: Path, name: str, text: str) -> None:
+    """A file of the job's input folder, appearing whole (written aside, then renamed), readable by the
+    sandbox's user."""
+    partial = input_dir / f".{name}.partial"
+    partial.write_text(text)
+    partial.chmod(0o644)
+    os.replace(partial, input_dir / name)
+
+
+class CheckpointChoice:
+    """Scores validation predictions once they are complete and answers with the chosen checkpoint."""
+
+    def __init__(self, task: Task, checkpoints: list[int], limit: int) -> None:
+        self.task = task
+        self.checkpoints = checkpoints
+        self.limit = limit
+        self.validation: Validation | None = None
+        self.error: BadOutput | None = None
+        self._answered = False
+        self._lock = threading.Lock()
+
+    @property
+    def answered(self) -> bool:
+        return self._answered
+
+    def poll(self, input_dir: Path, output_dir: Path) -> None:
+        """Answer if the sandbox is waiting for the choice; cheap when it is not (one stat)."""
+        protocol = harness_protocol()
+        if self._answered or not os.path.lexists(output_dir / protocol.VALIDATED):
+            return
+        with self._lock:
+            if self._answered:
+                return
+            try:
+                self.validation = self.task.score_validation(output_dir, self.limit, self.checkpoints)
+                step: int | None = self.validation.best_step
+            except BadOutput as exc:
+                self.error, step = exc, None
+            write_input_file(input_dir, protocol.CHOICE, json.dumps({"step": step}))
+            self._answered = True

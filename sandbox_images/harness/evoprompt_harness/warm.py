@@ -1,0 +1,54 @@
+"""What a warm sandbox does before its job arrives: import the framework and the harness's trainer,
+then run one tiny training step of a model of its own, so that what the framework sets up lazily on
+first use (torch's optimizer compiles through torch._dynamo: seconds; XLA's CPU client) is ready.
+This start-up cost leaves the evaluation's clock. No candidate code is present yet."""
+
+from __future__ import annotations
+
+import importlib
+
+PRELOAD = {
+    "torch": ("torch", "evoprompt_harness.train_torch"),
+    "flax": ("jax", "flax.linen", "optax", "evoprompt_harness.train_flax"),
+    "haiku": ("clrs", "clrs._src.processors", "haiku", "optax", "evoprompt_harness.train_clrs"),
+}
+
+
+def _torch_step() -> None:
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(76, 10))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
+    loss = torch.nn.CrossEntropyLoss()(model(torch.zeros(4, 1, 40)), torch.zeros(4, dtype=torch.long))
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        model.eval()
+        model(torch.zeros(4, 1, 40)).argmax(dim=-1).numpy()
+
+
+def _jax_step() -> None:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    optimizer = optax.adamw(0.01, weight_decay=0.01)
+    params = {"w": jnp.zeros((40, 10))}
+    state = optimizer.init(params)
+
+    def loss(p: dict, x: jax.Array) -> jax.Array:
+        return optax.softmax_cross_entropy_with_integer_labels(x @ p["w"], jnp.zeros(4, jnp.int32)).mean()
+
+    grads = jax.jit(jax.grad(loss))(params, jnp.zeros((4, 40)))
+    updates, state = optimizer.update(grads, state, params)
+    jax.block_until_ready(optax.apply_updates(params, updates))
+
+
+def preload(framework: str) -> None:
+    for name in PRELOAD.get(framework, ()):
+        importlib.import_module(name)
+    if framework == "torch":
+        _torch_step()
+    elif framework in ("flax", "haiku"):
+        _jax_step()

@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from evoprompt.sdk import EvaluationRequest, EvaluatorClient, InvalidRequestError, Status
 from evoprompt.search.seeds import list_seeds
-from tests.support.servers import PROGRAMS, framework_of
+from tests.support.servers import PROGRAMS, framework_of, job_containers
 
 pytestmark = pytest.mark.integration
 STEPS = 200
@@ -172,7 +172,7 @@ def test_cancel_and_client_deadline_stop_the_evaluation(client, any_server):
     with pytest.raises(DeadlineExceededError):
         client.evaluate("mnist1d", "torch", code + "\n# deadline", timeout=3)
     _wait_until(lambda: client.server_info().running == 0 and client.server_info().queued == 0, limit=30)
-    _wait_until(lambda: not leftover_containers(any_server), limit=15)
+    _wait_until(lambda: not job_containers(any_server), limit=15)
 
 
 def _wait_until(predicate, limit: float = 60.0) -> None:
@@ -186,21 +186,11 @@ def _wait_until(predicate, limit: float = 60.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def leftover_containers(server) -> list:
-    """Containers of this server still on the host that were given a job (docker back-end only); the
-    warm pool's, waiting for theirs (a box in work/pool without READY), are not leftovers."""
-    if server.sandbox.name != "docker":
-        return []
-    waiting = {p.name for p in (server.settings.work_dir / "pool").glob("*") if not (p / "input" / "ready").exists()}
-    ours = server.sandbox.client.containers.list(all=True, filters={"label": f"evoprompt.owner={server.sandbox.owner}"})
-    return [c for c in ours if not (c.status == "running" and c.labels.get("evoprompt.job") in waiting)]
-
-
 def test_no_container_outlives_its_evaluation(client, any_server):
     code = f"# {uuid.uuid4().hex}\nimport time\ntime.sleep(3600)\nclass Model: pass\n"
     res = client.evaluate("mnist1d", "torch", code, timeout_seconds=2)
     assert res.status is Status.TIMEOUT
-    _wait_until(lambda: not leftover_containers(any_server), limit=15)
+    _wait_until(lambda: not job_containers(any_server), limit=15)
 
 
 def test_memory_bomb_is_oom(docker_server):
@@ -208,4 +198,4 @@ def test_memory_bomb_is_oom(docker_server):
     with EvaluatorClient(docker_server.endpoint) as c:
         res = c.evaluate("mnist1d", "torch", code, max_steps=10)
     assert res.status is Status.OOM and "memory limit" in res.message
-    _wait_until(lambda: not leftover_containers(docker_server), limit=15)
+    _wait_until(lambda: not job_containers(docker_server), limit=15)

@@ -21,7 +21,15 @@ from evoprompt.evaluator.store import ResultStore
 from evoprompt.sdk import EvaluatorClient, RetryPolicy, Status
 from evoprompt.search.seeds import list_seeds
 from tests.support.docker_util import require_sandbox_images
-from tests.support.servers import PROGRAMS, containers_of, free_port, serve, start_server, wait_until
+from tests.support.servers import (
+    PROGRAMS,
+    containers_of,
+    free_port,
+    job_containers,
+    serve,
+    start_server,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 SLOW_OK = "import time\ntime.sleep({seconds})\nfrom torch import nn\n\n\nclass Model(nn.Linear):\n" \
@@ -104,8 +112,7 @@ def test_a_client_that_vanishes_gets_its_container_stopped(docker_server):
                               text=True)
     client.stdin.write(code)
     client.stdin.close()
-    sandbox = docker_server.sandbox
-    running = lambda: sandbox.client.containers.list(filters={"label": f"evoprompt.owner={sandbox.owner}"})  # noqa: E731
+    running = lambda: [c for c in job_containers(docker_server) if c.status == "running"]  # noqa: E731
     wait_until(lambda: bool(running()), 60)
     client.send_signal(signal.SIGKILL)
     client.wait()

@@ -55,7 +55,7 @@ from evoprompt.evaluator.server import EvaluatorServer
 from evoprompt.evaluator.settings import load_settings
 from evoprompt.sdk import EvaluationRequest, EvaluationResult, EvaluatorClient, Status
 from evoprompt.search.seeds import list_seeds
-from tests.support.docker_util import require_sandbox_images
+from tests.support.docker_util import list_containers, require_sandbox_images
 from tests.support.servers import HOSTILE, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -182,7 +182,7 @@ def find_leftovers(docker, owner: str, work_dir: Path, baseline: dict[tuple[int,
     everything else of this server's, must be gone. Processes in containers of other servers on this
     host are not ours to judge."""
     boxes = {p.name: p for p in [*work_dir.glob("pool/*"), *work_dir.glob("jobs/*/*")] if (p / "input").is_dir()}
-    containers = docker.containers.list(all=True)
+    containers = list_containers(docker)
     ours = [c for c in containers if c.labels.get(LABEL_OWNER) == owner]
     alive = {c.labels.get(LABEL_JOB) for c in ours if c.status == "running"} & set(boxes)
     found = [f"container {c.name} ({c.status})" for c in ours if c.labels.get(LABEL_JOB) not in alive]
@@ -426,7 +426,7 @@ def _run_on_own_server(env: HostileEnv, program: Program, home: Path) -> tuple[E
         threading.Thread(target=evaluate, daemon=True).start()
         seen, gone_since, end = False, None, time.monotonic() + RPC_TIMEOUT
         while not done.wait(0.5) and time.monotonic() < end:
-            present = bool(env.docker.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={owner}"}))
+            present = bool(list_containers(env.docker, filters={"label": f"{LABEL_OWNER}={owner}"}))
             seen = seen or present
             gone_since = None if present or not seen else (gone_since or time.monotonic())
             if gone_since is not None and time.monotonic() - gone_since > HANG_GRACE_SECONDS:

@@ -56,3 +56,17 @@ def require_sandbox_images(names: list[str] | None = None) -> dict[str, str]:
             _skip_or_fail(f"cannot build the sandbox images here: {message}")
         pytest.fail(f"building the sandbox images failed: {message}", pytrace=False)
         raise  # unreachable: pytest.fail raises
+
+
+def list_containers(client, **kwargs) -> list:
+    """`client.containers.list(all=True, **kwargs)`, retried when a container goes away between the
+    listing and its inspection (docker-py inspects each one: a removal in between is a NotFound)."""
+    import docker.errors
+
+    for attempt in range(5):
+        try:
+            return client.containers.list(all=True, **kwargs)
+        except docker.errors.NotFound:
+            if attempt == 4:
+                raise
+    return []

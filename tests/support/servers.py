@@ -11,6 +11,7 @@ from pathlib import Path
 from evoprompt.evaluator.sandbox import make_sandbox
 from evoprompt.evaluator.server import EvaluatorServer
 from evoprompt.evaluator.settings import load_settings
+from tests.support.docker_util import list_containers
 
 TESTS = Path(__file__).resolve().parents[1]
 PROGRAMS = TESTS / "programs"
@@ -49,7 +50,7 @@ def serve(home: Path, port: int, *args: str) -> subprocess.Popen:
 def containers_of(home: Path) -> list:
     """The containers of the server whose home this is (its owner label), running or not."""
     sandbox = make_sandbox("docker", owner_key=str((home / "results.sqlite3").resolve()))
-    return sandbox.client.containers.list(all=True, filters={"label": f"evoprompt.owner={sandbox.owner}"})
+    return list_containers(sandbox.client, filters={"label": f"evoprompt.owner={sandbox.owner}"})
 
 
 def wait_until(predicate, limit: float) -> float:
@@ -59,3 +60,13 @@ def wait_until(predicate, limit: float) -> float:
             return time.monotonic() - start
         time.sleep(0.2)
     raise AssertionError(f"not within {limit} s")
+
+
+def job_containers(server: EvaluatorServer) -> list:
+    """Containers of this in-process server that were given a job, in any state (docker back-end only);
+    the warm pool's, waiting for theirs (a box in work/pool without READY), are not among them."""
+    if server.sandbox.name != "docker":
+        return []
+    waiting = {p.name for p in (server.settings.work_dir / "pool").glob("*") if not (p / "input" / "ready").exists()}
+    ours = list_containers(server.sandbox.client, filters={"label": f"evoprompt.owner={server.sandbox.owner}"})
+    return [c for c in ours if not (c.status == "running" and c.labels.get("evoprompt.job") in waiting)]

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from _common import RESULTS_DIR, median, print_table, private_evaluator, write_json
 
+BROKEN = "def get_triplet_msgs(z, edge_fts, graph_fts, nb_triplet_fts:\n    pass\n"
+
 
 def main(argv: list[str] | None = None) -> int:
     from evoprompt.sdk import EvaluatorClient
@@ -43,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         clients = {label: stack.enter_context(EvaluatorClient(stack.enter_context(
             private_evaluator(args.backend, 1, ["haiku"], pool_size=pool, **data))))
             for label, pool in (("pool off", 0), ("pool on", 1))}
-        for algorithm in algorithms:  # first use: the held-out data is sampled and written
+        for algorithm in algorithms:  # first use: the held-out data is sampled and written, the pools fill
             for client in clients.values():
-                r = client.evaluate(f"clrs/{algorithm}", "haiku", f"# {uuid.uuid4().hex}\n{code}", max_steps=1)
-                assert r.ok, r.message
+                r = client.evaluate(f"clrs/{algorithm}", "haiku", f"# {uuid.uuid4().hex}\n{BROKEN}", max_steps=1)
+                assert r.status.name == "COMPILE_ERROR", r.message
         for rep in range(args.repeats):
             for algorithm in algorithms:
                 for label, client in clients.items():

@@ -40,10 +40,6 @@ class CheckpointChoice:
         self._answered = False
         self._lock = threading.Lock()
 
-    @property
-    def answered(self) -> bool:
-        return self._answered
-
     def poll(self, input_dir: Path, output_dir: Path) -> None:
         """Answer if the sandbox is waiting for the choice; cheap when it is not (one stat)."""
         protocol = harness_protocol()

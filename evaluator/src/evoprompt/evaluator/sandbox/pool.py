@@ -145,11 +145,15 @@ class WarmPool:
         while True:
             stale: list[Box] = []
             with self._cond:
+                wanted = sorted(self._wanted)
+            # each framework's image tag once per round, outside the lock: it hashes the image's files
+            current = {framework: self._current_id(framework) for framework in wanted}
+            with self._cond:
                 if self._closed:
                     return
                 for queue in self._ready.values():
                     for box in list(queue):
-                        if self._expired(box) or box.sandbox_id != self._current_id(box.framework):
+                        if self._expired(box) or box.sandbox_id != current.get(box.framework, box.sandbox_id):
                             queue.remove(box)
                             stale.append(box)
                 key = self._deficit()

@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 PIP_VERSION := 26.3
 # the three parts, editable, with every extra; constraints.txt pins what the project is tested with
-INSTALL := -c constraints.txt -e ./sdk -e "./evaluator[clrs,torch,jax]" -e "./search_client[hf,embedded]" --group dev
+INSTALL := -c constraints.txt -e ./sdk -e "./evaluator[clrs,torch,jax,ray]" -e "./search_client[hf,embedded]" --group dev
 
 # the demo needs no CLRS (dm-clrs, TensorFlow) and no JAX: a newcomer's first `make demo` skips 3 GB
 DEMO_STAMP := $(VENV)/.installed-demo
@@ -76,7 +76,7 @@ bench-clrs: setup
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/pip install --quiet pip==$(PIP_VERSION)
-	build/lock-venv/bin/pip install --quiet -e ./sdk -e "./evaluator[clrs,torch,jax]" -e "./search_client[hf,embedded]" --group dev
+	build/lock-venv/bin/pip install --quiet -e ./sdk -e "./evaluator[clrs,torch,jax,ray]" -e "./search_client[hf,embedded]" --group dev
 	{ sed -n '1,3p' constraints.txt; build/lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^evoprompt\|^pip==' \
 	  | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 	rm -rf build/lock-venv

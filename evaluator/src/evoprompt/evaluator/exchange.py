@@ -40,6 +40,10 @@ class CheckpointChoice:
         self._answered = False
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        with self._lock:
+            self.validation, self.error, self._answered = None, None, False
+
     def poll(self, input_dir: Path, output_dir: Path) -> None:
         """Answer if the sandbox is waiting for the choice; cheap when it is not (one stat)."""
         protocol = harness_protocol()

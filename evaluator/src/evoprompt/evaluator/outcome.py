@@ -39,7 +39,8 @@ def base_result(req: ValidRequest, sandbox_id: str) -> EvaluationResult:
 def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str,
            choice: CheckpointChoice) -> EvaluationResult:
     """`choice`: what the server read of the validation predictions during the run (the exchange)."""
-    result = replace(base_result(req, sandbox_id), wall_seconds=run.wall_seconds, stderr_tail=run.stderr_tail)
+    result = replace(base_result(req, sandbox_id), wall_seconds=run.wall_seconds, stderr_tail=run.stderr_tail,
+                     worker=run.worker)
     limits = job.limits
 
     def fail(status: Status, message: str) -> EvaluationResult:

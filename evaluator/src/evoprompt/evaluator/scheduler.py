@@ -26,7 +26,7 @@ from evoprompt.sdk.types import EvaluationResult, Status
 from .exchange import CheckpointChoice
 from .outcome import base_result, decide
 from .outputs import remove_tree
-from .sandbox.base import GpuShare, Limits, PoolSettings, Sandbox, SandboxJob
+from .sandbox.base import GpuShare, Limits, PoolSettings, Sandbox, SandboxJob, open_to_sandbox
 from .status_policy import is_stored
 from .store import ResultStore
 from .validation import ValidRequest
@@ -250,8 +250,7 @@ class Scheduler:
         req.task.write_job(sj.input_dir, self.data_dir, req.framework, req.code, req.steps, req.seed,
                            threads=max(1, int(self.limits.cpus)),
                            gpu_memory_fraction=sj.gpu.memory_fraction if sj.gpu is not None else None)
-        for path in [sj.job_dir, sj.input_dir, *sj.input_dir.iterdir()]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        open_to_sandbox(sj)
 
     def _finish_locked(self, job: _Job, result: EvaluationResult) -> None:
         """Store the result under every request_id that waited for it and wake the waiters."""

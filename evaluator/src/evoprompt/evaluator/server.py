@@ -70,13 +70,21 @@ def held_out_data_secret(settings: EvaluatorSettings) -> str:
     return secret
 
 
+def _make_executor(settings: EvaluatorSettings) -> Sandbox:
+    """This machine's sandbox back-end, or (executor ray) the Ray cluster whose nodes run their own."""
+    owner_key = str(settings.store_path.resolve())
+    if settings.executor == "ray":
+        from .fleet.executor import RayExecutor
+
+        return RayExecutor(settings, owner_key)
+    return make_sandbox(settings.backend, owner_key=owner_key, runtime=settings.runtime, gpu=bool(settings.gpus),
+                        build_images=settings.build_images)
+
+
 class EvaluatorServer:
     def __init__(self, settings: EvaluatorSettings, sandbox: Sandbox | None = None) -> None:
         self.settings = settings
-        self.sandbox = sandbox or make_sandbox(
-            settings.backend, owner_key=str(settings.store_path.resolve()), runtime=settings.runtime,
-            gpu=bool(settings.gpus), build_images=settings.build_images,
-        )
+        self.sandbox = sandbox or _make_executor(settings)
         self.port: int | None = None
         self._server: grpc.Server | None = None
         self._scheduler: Scheduler | None = None
@@ -113,7 +121,7 @@ class EvaluatorServer:
             remove_tree(s.work_dir / leftover)
         s.work_dir.mkdir(parents=True, exist_ok=True)
         self._store = ResultStore(s.store_path)
-        slots = s.slot_plan()
+        slots = s.slot_plan() if s.executor == "local" else [None] * self.sandbox.in_flight()  # type: ignore[attr-defined]
         self._scheduler = Scheduler(
             self.sandbox, self._store, slots=slots, queue_capacity=s.queue_capacity,
             work_dir=s.work_dir, limits=s.limits, pool_size=s.pool_size, pool_max_idle=s.pool_max_idle,
@@ -140,8 +148,14 @@ class EvaluatorServer:
             raise OSError(f"cannot listen on {s.host}:{s.port}")
         server.start()
         self._server = server
-        log.info("evaluator listening on %s (backend %s, %d slot(s))", self.endpoint, self.sandbox.name, len(slots))
+        log.info("evaluator listening on %s (backend %s, executor %s, %d slot(s))", self.endpoint, self.sandbox.name,
+                 self.sandbox.executor, len(slots))
         return self
+
+    @property
+    def slots(self) -> int:
+        """Evaluations run at once: this machine's slots, or how many are handed to the Ray cluster."""
+        return len(self._scheduler.slots) if self._scheduler is not None else 0
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting calls, cancel running work (containers stopped), close the store."""

@@ -133,4 +133,6 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
             images=images,
             max_code_bytes=MAX_CODE_BYTES,
             timeout_seconds=self.settings.timeout,
+            executor=sandbox.executor,
+            nodes=[node.to_proto() for node in sandbox.nodes(self.scheduler.slots, running)],
         )

@@ -55,6 +55,14 @@ class EvaluatorSettings:
     # one that waited longer than pool_max_idle seconds is replaced by a fresh one
     pool_size: int = 1
     pool_max_idle: float = 600.0
+    # where evaluations run: "local" (this machine's slots) or "ray" (the nodes of the Ray cluster at
+    # ray_address, each with its own sandboxes and warm pool; fleet/)
+    executor: str = "local"
+    ray_address: str = "auto"
+    # ray: evaluations handed to the cluster at once (0: the cluster's slots when the server starts)
+    ray_in_flight: int = 0
+    # ray: 0 = CPU evaluations; K = each takes 1/K of a GPU (Ray packs K on a device)
+    ray_gpu_share: int = 0
 
     @property
     def store_path(self) -> Path:
@@ -140,4 +148,11 @@ def validate_settings(settings: EvaluatorSettings) -> EvaluatorSettings:
         raise ValueError("timeout must be positive")
     if settings.pool_size < 0 or settings.pool_max_idle <= 0:
         raise ValueError("pool_size must be 0 (no warm pool) or more, and pool_max_idle positive")
+    if settings.executor not in ("local", "ray"):
+        raise ValueError(f"executor must be 'local' or 'ray', not {settings.executor!r}")
+    if settings.ray_in_flight < 0 or settings.ray_gpu_share < 0:
+        raise ValueError("ray_in_flight and ray_gpu_share must be 0 (automatic / CPU) or more")
+    if settings.executor == "ray" and settings.gpus:
+        raise ValueError("with the ray executor the GPUs are the nodes': drop --gpus and set --ray-gpu-share K "
+                         "(each evaluation takes 1/K of a GPU)")
     return settings

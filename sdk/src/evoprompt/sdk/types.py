@@ -58,6 +58,7 @@ class EvaluationResult:
     seed: int = 0
     sandbox: str = ""
     checkpoints: tuple[Checkpoint, ...] = field(default_factory=tuple)
+    worker: str = ""  # where it ran: "local", or the Ray node
 
     @property
     def ok(self) -> bool:
@@ -99,6 +100,7 @@ class EvaluationResult:
                 Checkpoint(step=c.step, val_accuracy=c.val_accuracy, test_accuracy=c.test_accuracy)
                 for c in msg.checkpoints
             ),
+            worker=msg.worker,
         )
 
     def to_proto(self) -> pb.EvaluateResponse:
@@ -151,6 +153,25 @@ class TaskInfo:
 
 
 @dataclass(frozen=True)
+class NodeInfo:
+    """One machine evaluations run on: "local", or a Ray node."""
+
+    name: str
+    slots: int
+    free_slots: int
+    gpus: tuple[str, ...] = ()
+    warm: int = 0
+
+    @classmethod
+    def from_proto(cls, msg: pb.NodeInfo) -> NodeInfo:
+        return cls(msg.name, msg.slots, msg.free_slots, tuple(msg.gpus), msg.warm)
+
+    def to_proto(self) -> pb.NodeInfo:
+        return pb.NodeInfo(name=self.name, slots=self.slots, free_slots=self.free_slots, gpus=list(self.gpus),
+                           warm=self.warm)
+
+
+@dataclass(frozen=True)
 class ServerInfo:
     version: str
     backend: str
@@ -162,8 +183,11 @@ class ServerInfo:
     images: dict[str, str]
     max_code_bytes: int
     timeout_seconds: float
+    executor: str = "local"
+    nodes: tuple[NodeInfo, ...] = ()
 
     @classmethod
     def from_proto(cls, msg: pb.ServerInfo) -> ServerInfo:
         return cls(msg.version, msg.backend, msg.slots, msg.queue_capacity, msg.queued, msg.running,
-                   tuple(msg.gpus), dict(msg.images), msg.max_code_bytes, msg.timeout_seconds)
+                   tuple(msg.gpus), dict(msg.images), msg.max_code_bytes, msg.timeout_seconds,
+                   msg.executor or "local", tuple(NodeInfo.from_proto(n) for n in msg.nodes))

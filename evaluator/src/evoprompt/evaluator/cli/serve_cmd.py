@@ -26,6 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="sandboxes started ahead of need per slot and framework in use (default 1; 0: none)")
     p.add_argument("--frameworks", default=None,
                    help="comma-separated frameworks to warm and check at start (default: on first use)")
+    p.add_argument("--executor", choices=["local", "ray"], default=None,
+                   help="where evaluations run: this machine's slots (local, default) or a Ray cluster's nodes")
+    p.add_argument("--ray-address", default=None,
+                   help="the Ray cluster (ray): 'auto' (default: the cluster this machine is a node of) or HOST:PORT")
+    p.add_argument("--ray-in-flight", type=int, default=None,
+                   help="evaluations handed to the cluster at once (ray; default: its slots at start)")
+    p.add_argument("--ray-gpu-share", type=int, default=None,
+                   help="ray: each evaluation takes 1/K of a GPU on its node (default 0: CPU only)")
     p.add_argument("--runtime", default=None, help="Docker runtime for sandboxes, e.g. runsc (gVisor)")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
     p.add_argument("--token", default=None,
@@ -48,15 +56,17 @@ def run(args: argparse.Namespace) -> int:
 
     names = ["host", "port", "backend", "slots", "timeout", "queue_capacity", "gpus", "slots_per_gpu",
              "memory_gb", "cpus", "runtime", "home", "metrics_port", "token", "tls_cert", "tls_key", "public_data",
-             "pool_size", "frameworks"]
+             "pool_size", "frameworks", "executor", "ray_address", "ray_in_flight", "ray_gpu_share"]
     try:
         settings = load_settings(args.config, {n: getattr(args, n) for n in names})
         server = EvaluatorServer(settings).start()
     except (ValueError, OSError, EvaluatorUnavailableError) as exc:
         print(f"evoprompt serve: {exc}", file=sys.stderr)
         return 2
-    print(f"evaluator listening on {server.endpoint} (backend {settings.backend}, "
-          f"{len(settings.slot_plan())} slot(s), store {settings.store_path})", flush=True)
+    where = (f"{server.slots} slot(s)" if settings.executor == "local"
+             else f"ray at {settings.ray_address}, {server.slots} in flight")
+    print(f"evaluator listening on {server.endpoint} (backend {settings.backend}, {where}, "
+          f"store {settings.store_path})", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

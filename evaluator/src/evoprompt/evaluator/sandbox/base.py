@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from evoprompt.sdk.types import NodeInfo
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -56,6 +58,9 @@ class Exchange(Protocol):
 
     def poll(self, input_dir: Path, output_dir: Path) -> None: ...
 
+    def reset(self) -> None:
+        """Forget what was exchanged: the job runs again from the start (elsewhere)."""
+
 
 @dataclass(frozen=True)
 class SandboxJob:
@@ -89,6 +94,7 @@ class SandboxRun:
     stderr_tail: str = ""
     wall_seconds: float = 0.0
     infra_error: str | None = None  # the back-end itself failed; the candidate is not to blame
+    worker: str = "local"  # where it ran: this machine, or the Ray node (fleet/)
 
     def must_stop(self, job: SandboxJob, cancel: threading.Event, started: float, output_dir: Path) -> bool:
         """One watchdog check while the sandbox runs (`output_dir`: where it writes): cancelled, past its
@@ -127,10 +133,17 @@ class TailBuffer:
         return prefix + data.decode("utf-8", errors="replace")
 
 
+def open_to_sandbox(job: SandboxJob) -> None:
+    """Let the sandbox's user (another uid) read the job's folder and its input files."""
+    for path in [job.job_dir, job.input_dir, *job.input_dir.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 class Sandbox(abc.ABC):
     """A way to run jobs in isolation. Implementations must be safe to call from many threads."""
 
     name: str
+    executor = "local"  # where its sandboxes run: this machine, or a Ray cluster's nodes (fleet/)
 
     @abc.abstractmethod
     def sandbox_id(self, framework: str) -> str:
@@ -153,6 +166,15 @@ class Sandbox(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional, as start_pool
         """Remove the sandboxes started ahead of need; running jobs are the scheduler's to cancel."""
+
+    def warm(self) -> int:
+        """Sandboxes started ahead of need and waiting for a job now."""
+        return 0
+
+    def nodes(self, slots: list[GpuShare | None], running: int) -> list[NodeInfo]:
+        """Where evaluations run, for GetServerInfo: this machine, as the one node "local"."""
+        gpus = tuple(sorted({slot.device_id for slot in slots if slot is not None}))
+        return [NodeInfo("local", len(slots), max(0, len(slots) - running), gpus, self.warm())]
 
 
 @dataclass(frozen=True)

@@ -271,6 +271,9 @@ class PooledSandbox(Sandbox):
         if self.pool is not None:
             self.pool.close()
 
+    def warm(self) -> int:
+        return self.pool.ready() if self.pool is not None else 0
+
     def box_for(self, job: SandboxJob) -> Box:
         """A warm box from the pool, or one started now for this job alone (in its job folder)."""
         if self.pool is not None and job.data_dir == self.pool.settings.data_dir:

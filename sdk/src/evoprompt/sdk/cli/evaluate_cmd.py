@@ -62,7 +62,7 @@ def result_rows(result: Any) -> list[tuple[str, str]]:
             ("train_seconds", f"{result.train_seconds:.1f}"),
         ]
     rows += [("wall_seconds", f"{result.wall_seconds:.1f}"), ("cached", str(result.cached)),
-             ("sandbox", result.sandbox), ("request_id", result.request_id)]
+             ("sandbox", result.sandbox), ("worker", result.worker or "-"), ("request_id", result.request_id)]
     if not result.ok and result.stderr_tail.strip():
         rows.append(("stderr (tail)", result.stderr_tail.strip()[-1500:]))
     return rows

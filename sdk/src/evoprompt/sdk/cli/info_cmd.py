@@ -59,8 +59,13 @@ def run_info(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(info))
             return
+        nodes = info.pop("nodes")
         width = max(len(k) for k in info)
         for key, value in info.items():
             print(f"{key:<{width}}  {value}")
+        for node in nodes:
+            gpus = f", GPUs {','.join(node['gpus'])}" if node["gpus"] else ""
+            print(f"{'node':<{width}}  {node['name']}: {node['free_slots']} of {node['slots']} slot(s) free, "
+                  f"{node['warm']} warm{gpus}")
 
     return _run(args, show)

@@ -265,6 +265,7 @@ class EvaluateResponse(_message.Message):
     SEED_FIELD_NUMBER: _builtins.int
     SANDBOX_FIELD_NUMBER: _builtins.int
     CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    WORKER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     status: Global___Status.ValueType
     val_accuracy: _builtins.float
@@ -296,6 +297,10 @@ class EvaluateResponse(_message.Message):
     seed: _builtins.int
     sandbox: _builtins.str
     """Sandbox image (or "process") the candidate ran in."""
+    worker: _builtins.str
+    """Where it ran: "local" for the local executor, the Ray node's name for the ray executor (for a
+    cached answer, where the stored one ran).
+    """
     @_builtins.property
     def checkpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___Checkpoint]: ...
     def __init__(
@@ -320,10 +325,11 @@ class EvaluateResponse(_message.Message):
         seed: _builtins.int = ...,
         sandbox: _builtins.str = ...,
         checkpoints: _abc.Iterable[Global___Checkpoint] | None = ...,
+        worker: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_step", b"best_step", "cached", b"cached", "checkpoints", b"checkpoints", "code_sha256", b"code_sha256", "framework", b"framework", "message", b"message", "num_params", b"num_params", "num_state", b"num_state", "request_id", b"request_id", "sandbox", b"sandbox", "seed", b"seed", "status", b"status", "stderr_tail", b"stderr_tail", "steps", b"steps", "task", b"task", "test_accuracy", b"test_accuracy", "train_seconds", b"train_seconds", "val_accuracy", b"val_accuracy", "wall_seconds", b"wall_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_step", b"best_step", "cached", b"cached", "checkpoints", b"checkpoints", "code_sha256", b"code_sha256", "framework", b"framework", "message", b"message", "num_params", b"num_params", "num_state", b"num_state", "request_id", b"request_id", "sandbox", b"sandbox", "seed", b"seed", "status", b"status", "stderr_tail", b"stderr_tail", "steps", b"steps", "task", b"task", "test_accuracy", b"test_accuracy", "train_seconds", b"train_seconds", "val_accuracy", b"val_accuracy", "wall_seconds", b"wall_seconds", "worker", b"worker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -420,6 +426,8 @@ class ServerInfo(_message.Message):
     IMAGES_FIELD_NUMBER: _builtins.int
     MAX_CODE_BYTES_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    EXECUTOR_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     backend: _builtins.str
     """"docker" or "process"."""
@@ -429,11 +437,17 @@ class ServerInfo(_message.Message):
     running: _builtins.int
     max_code_bytes: _builtins.int
     timeout_seconds: _builtins.float
+    executor: _builtins.str
+    """"local" (this process's slots) or "ray" (slots on the nodes of a Ray cluster)."""
     @_builtins.property
     def gpus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def images(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """framework -> sandbox image tag (docker back-end)."""
+
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeInfo]:
+        """Where evaluations run: one entry, "local", for the local executor; the Ray nodes otherwise."""
 
     def __init__(
         self,
@@ -448,11 +462,49 @@ class ServerInfo(_message.Message):
         images: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         max_code_bytes: _builtins.int = ...,
         timeout_seconds: _builtins.float = ...,
+        executor: _builtins.str = ...,
+        nodes: _abc.Iterable[Global___NodeInfo] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "gpus", b"gpus", "images", b"images", "max_code_bytes", b"max_code_bytes", "queue_capacity", b"queue_capacity", "queued", b"queued", "running", b"running", "slots", b"slots", "timeout_seconds", b"timeout_seconds", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "executor", b"executor", "gpus", b"gpus", "images", b"images", "max_code_bytes", b"max_code_bytes", "nodes", b"nodes", "queue_capacity", b"queue_capacity", "queued", b"queued", "running", b"running", "slots", b"slots", "timeout_seconds", b"timeout_seconds", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ServerInfo: _TypeAlias = ServerInfo  # noqa: Y015
+
+@_typing.final
+class NodeInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    FREE_SLOTS_FIELD_NUMBER: _builtins.int
+    GPUS_FIELD_NUMBER: _builtins.int
+    WARM_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    slots: _builtins.int
+    """Evaluations it can run at once, and how many of those are free now."""
+    free_slots: _builtins.int
+    warm: _builtins.int
+    """Sandboxes started ahead of need, waiting for a job."""
+    @_builtins.property
+    def gpus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """GPU devices its slots use (empty: CPU only)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        slots: _builtins.int = ...,
+        free_slots: _builtins.int = ...,
+        gpus: _abc.Iterable[_builtins.str] | None = ...,
+        warm: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["free_slots", b"free_slots", "gpus", b"gpus", "name", b"name", "slots", b"slots", "warm", b"warm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeInfo: _TypeAlias = NodeInfo  # noqa: Y015

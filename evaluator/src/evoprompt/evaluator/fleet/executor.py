@@ -1,0 +1,290 @@
+"""The ray executor, the front door's side: to the scheduler it is one more sandbox back-end.
+
+Each `run` becomes a Ray task asking for one slot's resources; Ray places it on a node, whose agent
+runs it in a local sandbox (agent.py). The front door keeps everything trusted: it wrote the job's
+inputs, it scores the validation predictions the node relays and answers with the chosen checkpoint,
+and it reads the returned outputs with its own strict readers (outcome.py), so the scores are those
+the local executor gives. A node lost mid-run (its raylet or agent dead) costs a re-run elsewhere,
+up to MAX_ATTEMPTS times; the scheduler still answers each request once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from evoprompt.sdk.errors import EvaluatorUnavailableError
+from evoprompt.sdk.types import NodeInfo
+
+from ..harness import harness_protocol
+from ..outputs import remove_tree
+from ..sandbox import make_sandbox
+from ..sandbox.base import PoolSettings, Sandbox, SandboxJob, SandboxRun
+from ..settings import EvaluatorSettings
+from .messages import AgentConfig, Finished, Placed, RemoteJob, Validated
+from .remote import NAMESPACE, AgentMissing, evaluation_task, node_slots, start_agent
+from .transfer import unpack_tree
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # runs of one evaluation on nodes that are lost under it, before giving up
+POLL_SECONDS = 0.05  # how often a waiting run looks at its task and its cancel flag
+WATCH_SECONDS = 5.0  # how often new nodes get their agent
+ANSWER_GRACE_SECONDS = 120.0  # past its timeout, a placed job's node has this long to answer
+INFO_TIMEOUT = 3.0
+
+
+class NodeLost(Exception):
+    """The node running an attempt is gone; the evaluation can run again elsewhere."""
+
+
+def _ray_failure(exc: BaseException) -> str:
+    """'lost' for failures of the cluster (node, worker or agent gone), 'missing' for a node without its
+    agent yet, '' for anything else."""
+    from ray import exceptions as rx
+
+    lost = tuple(getattr(rx, n) for n in ("RayActorError", "WorkerCrashedError", "NodeDiedError",
+                                          "ObjectLostError", "OwnerDiedError", "LocalRayletDiedError",
+                                          "ActorUnavailableError", "RaySystemError") if hasattr(rx, n))
+    cause = exc.cause if isinstance(exc, rx.RayTaskError) else exc
+    if isinstance(cause, AgentMissing):
+        return "missing"
+    return "lost" if isinstance(cause, lost) or isinstance(exc, lost) else ""
+
+
+class RayExecutor(Sandbox):
+    executor = "ray"
+
+    def __init__(self, settings: EvaluatorSettings, owner_key: str) -> None:
+        self.settings = settings
+        self.name = settings.backend  # what the nodes run candidates in
+        self.owner_key = owner_key
+        # what the nodes must run each framework in (image tags are computed from the image folders)
+        self._images = make_sandbox(settings.backend, owner_key=owner_key, gpu=settings.ray_gpu_share > 0)
+        self._config: AgentConfig | None = None
+        self._agents: dict[str, Any] = {}  # Ray node id -> its agent
+        self._data: dict[str, Any] = {}  # data file name -> ObjectRef of its bytes
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._initialized_ray = False
+
+    # -- the cluster ------------------------------------------------------------------------
+
+    def sandbox_id(self, framework: str) -> str:
+        return self._images.sandbox_id(framework)
+
+    def check(self, frameworks: list[str]) -> None:
+        """Connect to the cluster; it must have a node that can run a slot."""
+        import ray
+
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.settings.ray_address, namespace=NAMESPACE, logging_level=logging.WARNING,
+                         log_to_driver=False)
+            except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; all mean the same to a user
+                raise EvaluatorUnavailableError(
+                    f"cannot reach the Ray cluster at {self.settings.ray_address!r} ({exc}); start one "
+                    "(`ray start --head`, then `ray start --address HEAD:6379` on each node) or fix --ray-address"
+                ) from None
+            self._initialized_ray = True
+        if not self._node_slots():
+            raise EvaluatorUnavailableError(
+                f"the Ray cluster has no node with {self.settings.cpus:g} CPU(s)"
+                f"{' and a GPU' if self.settings.ray_gpu_share else ''} free for a sandbox; add a node "
+                "(`ray start --address HEAD:6379`)")
+
+    def _node_slots(self) -> dict[str, int]:
+        import ray
+
+        config = self._config or self._agent_config(None)
+        return {n["NodeID"]: len(node_slots(n["Resources"], config)) for n in ray.nodes()
+                if n.get("Alive") and node_slots(n["Resources"], config)}
+
+    def _agent_config(self, pool: PoolSettings | None) -> AgentConfig:
+        s = self.settings
+        return AgentConfig(
+            owner_key=self.owner_key, backend=s.backend, runtime=s.runtime, gpu_share=s.ray_gpu_share,
+            pool_size=pool.size if pool else s.pool_size, pool_max_idle=pool.max_idle if pool else s.pool_max_idle,
+            frameworks=pool.frameworks if pool else s.frameworks, limits=pool.limits if pool else s.limits)
+
+    def in_flight(self) -> int:
+        """Evaluations handed to the cluster at once: the setting, else its slots now (at least one)."""
+        return self.settings.ray_in_flight or max(1, sum(self._node_slots().values()))
+
+    def start_pool(self, settings: PoolSettings) -> None:
+        """Start an agent (with its warm pool) on every node now, and on nodes that join later."""
+        self._config = self._agent_config(settings)
+        self._ensure_agents()
+        self._watcher = threading.Thread(target=self._watch_nodes, name="evoprompt-ray-nodes", daemon=True)
+        self._watcher.start()
+
+    def _ensure_agents(self) -> None:
+        import ray
+
+        assert self._config is not None
+        alive = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
+        with self._lock:
+            for node_id in [n for n in self._agents if n not in alive]:
+                del self._agents[node_id]
+            for node_id, node in alive.items():
+                slots = node_slots(node["Resources"], self._config)
+                if slots and node_id not in self._agents:
+                    self._agents[node_id] = start_agent(self._config, node_id, slots)
+
+    def _watch_nodes(self) -> None:
+        while not self._closed.wait(WATCH_SECONDS):
+            try:
+                self._ensure_agents()
+            except Exception as exc:  # noqa: BLE001 - the head is briefly away: try again next round
+                log.warning("could not list the Ray cluster's nodes: %s", exc)
+
+    def nodes(self, slots: list, running: int) -> list[NodeInfo]:
+        import ray
+
+        with self._lock:
+            agents = list(self._agents.values())
+        infos = []
+        for agent in agents:
+            try:
+                infos.append(ray.get(agent.info.remote(), timeout=INFO_TIMEOUT))
+            except Exception:  # noqa: BLE001 - starting, or on a node being lost: not listed now
+                continue
+        return sorted(infos, key=lambda n: n.name)
+
+    def warm(self) -> int:
+        return sum(n.warm for n in self.nodes([], 0))
+
+    def close(self) -> None:
+        """Stop every agent's warm pool, then the agents; disconnect."""
+        import ray
+
+        self._closed.set()
+        with self._lock:
+            agents = list(self._agents.values())
+            self._agents.clear()
+        closing = [agent.close.remote() for agent in agents]
+        try:
+            ray.get(closing, timeout=120)
+        except Exception as exc:  # noqa: BLE001 - a lost node's agent: its next agent reaps
+            log.warning("not every node's agent closed cleanly: %s", exc)
+        for agent in agents:
+            try:
+                ray.kill(agent)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        if self._initialized_ray:
+            ray.shutdown()
+
+    # -- one job ----------------------------------------------------------------------------
+
+    def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
+        files = {p.name: p.read_bytes() for p in job.input_dir.iterdir() if p.is_file()}
+        data_name = json.loads(files["spec.json"])["data"]
+        remote = RemoteJob(job.job_id, job.framework, self.sandbox_id(job.framework), job.timeout, job.limits,
+                           files, data_name, [self._data_ref(job, data_name)])
+        lost: list[str] = []
+        while len(lost) < MAX_ATTEMPTS:
+            try:
+                return self._attempt(job, remote, cancel)
+            except Exception as exc:  # noqa: BLE001 - sorted below: a lost node is retried, the rest reported
+                kind = _ray_failure(exc)
+                if not kind:
+                    log.exception("job %s: the Ray task failed", job.job_id)
+                    return SandboxRun(infra_error=f"the Ray task failed: {exc}", worker="")
+                lost.append(str(exc).splitlines()[0][:300])
+                log.warning("job %s: %s; running it again elsewhere", job.job_id,
+                            "its node has no agent yet" if kind == "missing" else f"its node was lost ({lost[-1]})")
+                if kind == "missing":
+                    self._ensure_agents()
+                self._forget_attempt(job)
+                if cancel.is_set():
+                    return SandboxRun(cancelled=True, worker="")
+        return SandboxRun(infra_error=f"lost the node under this evaluation {MAX_ATTEMPTS} times: {lost[-1]}",
+                          worker="")
+
+    def _data_ref(self, job: SandboxJob, name: str) -> Any:
+        """The data file in the object store, put once per data identity and kept for the server's life."""
+        import ray
+
+        with self._lock:
+            if name not in self._data:
+                assert job.data_dir is not None
+                self._data[name] = ray.put((job.data_dir / name).read_bytes())
+            return self._data[name]
+
+    @staticmethod
+    def _forget_attempt(job: SandboxJob) -> None:
+        remove_tree(job.output_dir)
+        (job.input_dir / harness_protocol().CHOICE).unlink(missing_ok=True)
+        if job.exchange is not None:
+            job.exchange.reset()
+
+    def _attempt(self, job: SandboxJob, remote: RemoteJob, cancel: threading.Event) -> SandboxRun:
+        import ray
+
+        assert self._config is not None
+        share = self._config.gpu_share
+        stream = evaluation_task().options(
+            num_cpus=job.limits.cpus, num_gpus=1 / share if share else 0, max_retries=0,
+        ).remote(remote, self._config)
+        placed: Placed | None = None
+        deadline = None
+        cancel_sent = False
+        while True:
+            ready, _ = ray.wait([stream], timeout=POLL_SECONDS)
+            if ready:
+                try:
+                    item = ray.get(next(stream))
+                except StopIteration:
+                    raise NodeLost("the node's task ended without an answer") from None
+                if isinstance(item, Placed):
+                    placed, deadline = item, time.monotonic() + job.timeout + ANSWER_GRACE_SECONDS
+                elif isinstance(item, Validated):
+                    assert placed is not None
+                    placed.agent.choose.remote(job.job_id, self._choose(job, item))
+                elif isinstance(item, Finished):
+                    return self._finish(job, item)
+            if cancel.is_set() and not cancel_sent:
+                cancel_sent = True
+                if placed is None:  # still waiting in Ray's queue: nothing runs yet
+                    ray.cancel(stream)
+                    return SandboxRun(cancelled=True, worker="")
+                placed.agent.cancel.remote(job.job_id)
+            if deadline is not None and time.monotonic() > deadline:
+                assert placed is not None
+                placed.agent.cancel.remote(job.job_id)
+                return SandboxRun(timed_out=True, worker=placed.node,
+                                  stderr_tail=f"node {placed.node} did not answer within {ANSWER_GRACE_SECONDS:g} s "
+                                              "of the job's timeout")
+
+    @staticmethod
+    def _choose(job: SandboxJob, item: Validated) -> int | None:
+        """Score the relayed validation predictions here (the labels never leave) and say which step won."""
+        remove_tree(job.output_dir)
+        job.output_dir.mkdir(parents=True)
+        try:
+            unpack_tree(item.entries, job.output_dir)
+        except (ValueError, OSError) as exc:
+            log.warning("job %s: unusable validation outputs from its node: %s", job.job_id, exc)
+            return None
+        if job.exchange is not None:
+            job.exchange.poll(job.input_dir, job.output_dir)
+        choice = job.input_dir / harness_protocol().CHOICE
+        return json.loads(choice.read_text())["step"] if choice.exists() else None
+
+    @staticmethod
+    def _finish(job: SandboxJob, item: Finished) -> SandboxRun:
+        remove_tree(job.output_dir)
+        job.output_dir.mkdir(parents=True)
+        if item.outputs:
+            try:
+                unpack_tree(item.outputs, job.output_dir)
+            except (ValueError, OSError) as exc:  # scored as what is there: INVALID_OUTPUT
+                log.warning("job %s: unusable outputs from node %s: %s", job.job_id, item.run.worker, exc)
+        return item.run
+
+

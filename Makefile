@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup proto proto-check images serve demo test test-unit lint bench bench-clrs lock clean
+.PHONY: setup proto proto-check images serve demo test test-fleet test-unit lint bench bench-clrs lock clean
 
 PIP_VERSION := 26.3
 # the three parts, editable, with every extra; constraints.txt pins what the project is tested with
@@ -54,9 +54,15 @@ serve: setup
 demo: $(DEMO_STAMP)
 	$(BIN)/evoprompt demo
 
-## test: unit and integration tests (Docker tests skip without an engine unless EVOPROMPT_REQUIRE_DOCKER=1)
+## test: unit and integration tests (Docker tests skip without an engine unless EVOPROMPT_REQUIRE_DOCKER=1),
+## then the fleet tests
 test: setup proto-check lint
-	$(BIN)/pytest -q -ra --durations=20
+	$(BIN)/pytest -q -ra --durations=20 -m "not fleet"
+	$(MAKE) --no-print-directory test-fleet
+
+## test-fleet: the Ray executor's tests (a real Ray cluster), in a network namespace with only lo
+test-fleet: setup
+	tools/loopback-netns $(BIN)/pytest -q -ra --durations=10 -m fleet tests/fleet
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q -m "not integration"

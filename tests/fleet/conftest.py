@@ -48,3 +48,18 @@ def node_containers(door: Served, node: str) -> list:
     owner_key = f"{(door.home / 'results.sqlite3').resolve()}|{node}"
     owner = make_sandbox("docker", owner_key=owner_key).owner  # type: ignore[attr-defined]
     return list_containers(require_docker(), filters={"label": f"evoprompt.owner={owner}"})
+
+
+def job_containers(door: Served, cluster: RayCluster) -> list:
+    """Containers of this front door's agents that were given a job (running or not); the warm pools',
+    still waiting for theirs (a box in the node's pool folder without READY), are not among them."""
+    import hashlib
+
+    owner_key = str((door.home / "results.sqlite3").resolve())
+    found = []
+    for node in WORKERS:
+        pool = cluster.home / "fleet" / hashlib.sha256(f"{owner_key}|{node}".encode()).hexdigest()[:16] / "pool"
+        waiting = {p.name for p in pool.glob("*") if not (p / "input" / "ready").exists()}
+        found += [c for c in node_containers(door, node)
+                  if not (c.status == "running" and c.labels.get("evoprompt.job") in waiting)]
+    return found

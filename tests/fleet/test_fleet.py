@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections import Counter
 
 import pytest
 
 from evoprompt.sdk import EvaluationRequest, EvaluatorClient, Status
+from evoprompt.sdk.errors import DeadlineExceededError
 from tests.evaluator.test_hostile import nobody_processes
-from tests.fleet.conftest import DATA_SECRET, WORKERS, node_containers, start_front_door
-from tests.support.servers import EVOPROMPT, HOSTILE, SAMPLES, start_server
+from tests.fleet.conftest import DATA_SECRET, WORKERS, job_containers, node_containers, start_front_door
+from tests.support.servers import EVOPROMPT, HOSTILE, SAMPLES, start_server, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.fleet]
 
@@ -110,3 +112,33 @@ def test_search_completes_on_the_ray_backed_front_door(front_door, tmp_path):
                             timeout=600)
     summary = json.loads(report.stdout)
     assert summary["rounds"] == 2 and summary["candidates"] == 2 * 2 * 2 and summary["evaluated"] > 0, summary
+
+
+def test_cancel_and_a_callers_deadline_stop_the_remote_sandbox(front_door, cluster):
+    sleeper = (HOSTILE / "sleep_forever.py").read_text()
+    answer: list = []
+    with front_door.client() as client:
+        caller = threading.Thread(target=lambda: answer.append(client.evaluate(
+            "mnist1d", "torch", sleeper, request_id="cancel-me", timeout_seconds=100, timeout=300)))
+        caller.start()
+        wait_until(lambda: job_containers(front_door, cluster), 60)
+        assert client.cancel("cancel-me")
+        caller.join(timeout=120)
+        assert answer and answer[0].status is Status.CANCELLED, answer
+        wait_until(lambda: not job_containers(front_door, cluster), 60)
+
+        gave_up: list = []
+
+        def give_up() -> None:  # the caller's deadline passes: nobody waits any more, so it is cancelled
+            try:
+                client.evaluate("mnist1d", "torch", sleeper + "\n# another\n", timeout_seconds=100, timeout=20)
+            except DeadlineExceededError as exc:
+                gave_up.append(exc)
+
+        caller = threading.Thread(target=give_up)
+        caller.start()
+        wait_until(lambda: job_containers(front_door, cluster), 18)
+        caller.join(timeout=60)
+        assert gave_up
+        wait_until(lambda: not job_containers(front_door, cluster), 60)
+        assert all(n.free_slots == n.slots for n in client.server_info().nodes)

@@ -111,10 +111,19 @@ class RayCluster:
         self.nodes[name].wait(timeout=60)
 
     def stop(self) -> None:
-        """End every process group this cluster started: workers first, then the head."""
-        for proc in [*self.nodes.values(), self._head]:
-            if proc is not None:
-                _end_group(proc)
+        """End every process group this cluster started: SIGTERM to all at once, SIGKILL to what is left."""
+        procs = [p for p in [*self.nodes.values(), self._head] if p is not None]
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + 5  # Ray needs no grace: nothing of it outlives its group
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in procs:  # the leaders may be gone with a worker or two of their group still there
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
 
 
 def _alive_nodes(status: str) -> int:
@@ -132,19 +141,11 @@ def _alive_nodes(status: str) -> int:
     return count
 
 
-def _end_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            # the leader is gone; its group may still hold a worker or two
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            continue
-        return
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 @dataclass

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", default="200,2000", help="comma-separated training budgets")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds between evaluations")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "ray_overhead.json")
     args = parser.parse_args(argv)
     if not only_loopback():  # run again inside a loopback-only network namespace
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         for client in clients.values():  # data written, pools warm, Ray's workers started
             first = client.evaluate("mnist1d", "torch", code, max_steps=budgets[0], seed=seed)
             assert first.ok, first.message
-        time.sleep(3.0)
+        time.sleep(args.settle)
         for _ in range(args.repeats):
             for steps in budgets:
                 for name, client in clients.items():
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                     took = time.perf_counter() - started
                     assert result.ok and not result.cached, result.message
                     samples[name].setdefault(steps, []).append((took, took - result.wall_seconds))
-                    time.sleep(1.0)  # the pool's refill happens between evaluations, for both alike
+                    # a warm pool refills after each job (seconds of CPU): let it finish, for both alike
+                    time.sleep(args.settle)
 
     rows, summary = [], {}
     for steps in budgets:

@@ -148,3 +148,27 @@ def test_lost_nodes_and_agents_are_run_again_other_failures_are_not():
     assert _ray_failure(rx.RayTaskError("evaluate_on_node", "tb", AgentMissing("no agent"))) == "missing"
     assert _ray_failure(rx.RayTaskError("evaluate_on_node", "tb", ValueError("a bug"))) == ""
     assert _ray_failure(ValueError("a bug")) == ""
+
+
+def test_the_ray_executor_says_what_is_missing_before_ray_would_hang(tmp_path, monkeypatch):
+    from evoprompt.evaluator.fleet.executor import RayExecutor
+    from evoprompt.evaluator.settings import load_settings
+    from evoprompt.sdk.errors import EvaluatorUnavailableError
+    from tests.support.servers import free_port
+
+    settings = load_settings(overrides={"executor": "ray", "ray_address": f"127.0.0.1:{free_port()}",
+                                        "home": tmp_path})
+    with pytest.raises(EvaluatorUnavailableError, match="no Ray cluster answers at '127.0.0.1:"):
+        RayExecutor(settings, "owner").check([])
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # Ray not installed
+    with pytest.raises(EvaluatorUnavailableError, match=r"pip install 'evoprompt-evaluator\[ray\]'"):
+        RayExecutor(settings, "owner").check([])
+
+
+def test_ray_settings_refuse_what_cannot_work(tmp_path):
+    from evoprompt.evaluator.settings import load_settings
+
+    with pytest.raises(ValueError, match="executor must be"):
+        load_settings(overrides={"executor": "slurm", "home": tmp_path})
+    with pytest.raises(ValueError, match="--ray-gpu-share"):
+        load_settings(overrides={"executor": "ray", "gpus": "0,1", "home": tmp_path})

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from evoprompt.sdk.errors import EvaluatorUnavailableError
@@ -35,6 +39,7 @@ POLL_SECONDS = 0.05  # how often a waiting run looks at its task and its cancel 
 WATCH_SECONDS = 5.0  # how often new nodes get their agent
 ANSWER_GRACE_SECONDS = 120.0  # past its timeout, a placed job's node has this long to answer
 INFO_TIMEOUT = 3.0
+CONNECT_TIMEOUT = 5.0  # for the head's port to accept a connection
 
 
 class NodeLost(Exception):
@@ -53,6 +58,22 @@ def _ray_failure(exc: BaseException) -> str:
     if isinstance(cause, AgentMissing):
         return "missing"
     return "lost" if isinstance(cause, lost) or isinstance(exc, lost) else ""
+
+
+def _unreachable(address: str) -> str:
+    """Why the cluster's head cannot be reached ("" when it answers, or for addresses Ray resolves
+    itself: `auto` without a recorded cluster, `ray://`)."""
+    if address == "auto":
+        recorded = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # where `ray start` notes it
+        address = os.environ.get("RAY_ADDRESS") or (recorded.read_text().strip() if recorded.exists() else "")
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return ""
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        return str(exc) or type(exc).__name__
+    return ""
 
 
 class RayExecutor(Sandbox):
@@ -79,9 +100,18 @@ class RayExecutor(Sandbox):
 
     def check(self, frameworks: list[str]) -> None:
         """Connect to the cluster; it must have a node that can run a slot."""
-        import ray
-
+        try:
+            import ray
+        except ImportError:
+            raise EvaluatorUnavailableError(
+                "the ray executor needs Ray: pip install 'evoprompt-evaluator[ray]' (on the front door and on "
+                "every node)") from None
         if not ray.is_initialized():
+            unreachable = _unreachable(self.settings.ray_address)
+            if unreachable:  # Ray itself would retry for minutes before saying so
+                raise EvaluatorUnavailableError(
+                    f"no Ray cluster answers at {self.settings.ray_address!r} ({unreachable}); start one "
+                    "(`ray start --head`) or fix --ray-address")
             try:
                 ray.init(address=self.settings.ray_address, namespace=NAMESPACE, logging_level=logging.WARNING,
                          log_to_driver=False)

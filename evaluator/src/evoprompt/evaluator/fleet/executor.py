@@ -176,17 +176,15 @@ class RayExecutor(Sandbox):
         import ray
 
         with self._lock:
-            agents = list(self._agents.values())
+            asked = [agent.info.remote() for agent in self._agents.values()]
+        answered, _ = ray.wait(asked, num_returns=len(asked), timeout=INFO_TIMEOUT) if asked else ([], [])
         infos = []
-        for agent in agents:
+        for ref in answered:  # an agent still starting, or on a node being lost, is not listed now
             try:
-                infos.append(ray.get(agent.info.remote(), timeout=INFO_TIMEOUT))
-            except Exception:  # noqa: BLE001 - starting, or on a node being lost: not listed now
+                infos.append(ray.get(ref))
+            except Exception:  # noqa: BLE001 - its node was lost meanwhile
                 continue
         return sorted(infos, key=lambda n: n.name)
-
-    def warm(self) -> int:
-        return sum(n.warm for n in self.nodes([], 0))
 
     def close(self) -> None:
         """Stop every agent's warm pool, then the agents; disconnect."""

@@ -142,3 +142,15 @@ def test_cancel_and_a_callers_deadline_stop_the_remote_sandbox(front_door, clust
         assert gave_up
         wait_until(lambda: not job_containers(front_door, cluster), 60)
         assert all(n.free_slots == n.slots for n in client.server_info().nodes)
+
+
+def test_a_fleet_without_docker_runs_the_process_back_end_on_its_nodes(cluster, tmp_path):
+    door = start_front_door(cluster, tmp_path / "door", "--backend", "process")
+    try:
+        with door.client() as client:
+            assert client.server_info().backend == "process"
+            result = client.evaluate("mnist1d", "torch", PROGRAMS["logistic"], max_steps=STEPS, timeout=600)
+    finally:
+        door.stop()
+    assert result.status is Status.OK, result.message
+    assert result.sandbox.startswith("process") and result.worker in WORKERS

@@ -172,3 +172,26 @@ def test_ray_settings_refuse_what_cannot_work(tmp_path):
         load_settings(overrides={"executor": "slurm", "home": tmp_path})
     with pytest.raises(ValueError, match="--ray-gpu-share"):
         load_settings(overrides={"executor": "ray", "gpus": "0,1", "home": tmp_path})
+
+
+def test_a_deep_tree_packs_without_recursion_and_link_counts_survive(tmp_path):
+    src, dest = tmp_path / "src" / "output", tmp_path / "dest" / "output"
+    src.mkdir(parents=True)
+    folder = str(src)
+    for _ in range(1100):  # deeper than Python's recursion limit
+        folder = os.path.join(folder, "d")
+        os.mkdir(folder)
+    Path(folder, "leaf").write_text("x")
+    (src / "predictions.npz").write_bytes(b"p")
+    os.link(src / "predictions.npz", src / "d" / "second-name")
+    dest.mkdir(parents=True)
+    validation = pack_tree(src, limit=1000, only=("predictions.npz",))  # one of its two names
+    unpack_tree(validation, dest)
+    assert os.stat(dest / "predictions.npz").st_nlink == 2  # the front door's reader refuses it, as locally
+    whole = pack_tree(src, limit=1000)
+    assert sum(e.kind == "dir" for e in whole) == 1100 and whole[-1].path.endswith("/leaf")
+
+
+def test_unpacking_refuses_a_name_twice(tmp_path):
+    with pytest.raises(ValueError, match="not a new name"):
+        unpack_tree([Entry("x", "link", b"/etc/passwd"), Entry("x", "file", b"owned")], tmp_path)

@@ -48,6 +48,8 @@ class RelayedChoice:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.cancel = threading.Event()
+        self.created = time.monotonic()
+        self.running = False  # a run() holds it (a cancel may arrive before its run, or instead of it)
         self.ended_at: float | None = None
         self._cond = threading.Condition()
         self._validation: list[Entry] | None = None
@@ -61,7 +63,7 @@ class RelayedChoice:
         if self._validation is None and os.path.lexists(output_dir / protocol.VALIDATED):
             try:
                 tree = pack_tree(output_dir, self.limit, only=(protocol.PREDICTIONS, protocol.VALIDATED))
-            except TreeTooLarge:  # the watchdog stops it for its output; the front door reads nothing
+            except (TreeTooLarge, OSError):  # the watchdog stops it for its output; the front door reads nothing
                 tree = []
             with self._cond:
                 self._validation = tree
@@ -78,17 +80,28 @@ class RelayedChoice:
     def wait_validated(self) -> list[Entry] | None:
         """The validation predictions once written, or None when the job ended without them."""
         with self._cond:
-            self._cond.wait_for(lambda: self._validation is not None or self.ended_at is not None)
+            self._cond.wait_for(lambda: self._validation is not None or self.ended_at is not None
+                                or self.cancel.is_set())
             return self._validation
 
     def choose(self, step: int | None) -> None:
         with self._cond:
             self._step = step
 
+    def stop(self) -> None:
+        self.cancel.set()
+        with self._cond:
+            self._cond.notify_all()
+
     def end(self) -> None:
         with self._cond:
             self.ended_at = time.monotonic()
             self._cond.notify_all()
+
+    def stale(self, now: float) -> bool:
+        """Ended (or never run) long enough ago that no call about it can still come."""
+        since = self.ended_at if self.ended_at is not None else (None if self.running else self.created)
+        return since is not None and now - since > RELAY_KEEP_SECONDS
 
 
 class NodeAgent:
@@ -104,24 +117,38 @@ class NodeAgent:
         self.data_dir = self.work / "data"
         self.sandbox = make_sandbox(config.backend, owner_key=f"{config.owner_key}|{self.name}",
                                     runtime=config.runtime, gpu=config.gpu_share > 0)
-        self.problem = ""
-        try:
-            reaped = self.sandbox.reap()
-            if reaped:
-                log.warning("node %s: removed %d sandbox(es) an earlier agent left behind", self.name, reaped)
-        except Exception as exc:  # noqa: BLE001 - no engine: every job says so, the agent stays up
-            self.problem = str(exc)
-            log.error("node %s cannot run sandboxes: %s", self.name, exc)
         for leftover in ("jobs", "pool", "data"):
             remove_tree(self.work / leftover)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if not self.problem:
-            self.sandbox.start_pool(PoolSettings(
-                root=self.work / "pool", data_dir=self.data_dir, slots=tuple(slots), limits=config.limits,
-                size=config.pool_size, max_idle=config.pool_max_idle, frameworks=config.frameworks))
         self._relays: dict[str, RelayedChoice] = {}
         self._lock = threading.Lock()
         self._data_lock = threading.Lock()
+        self._prepare_lock = threading.Lock()
+        self._ready = False
+        self.problem = ""
+        self._prepare()
+
+    def _prepare(self) -> str:
+        """Reap what an earlier agent left and start the warm pool, once the node's engine answers;
+        until then every job is refused with the reason (asked again at each job)."""
+        with self._prepare_lock:
+            if self._ready:
+                return ""
+            try:
+                reaped = self.sandbox.reap()
+            except Exception as exc:  # noqa: BLE001 - no engine yet: the agent stays up and says so
+                if str(exc) != self.problem:
+                    log.error("node %s cannot run sandboxes: %s", self.name, exc)
+                self.problem = str(exc)
+                return self.problem
+            if reaped:
+                log.warning("node %s: removed %d sandbox(es) an earlier agent left behind", self.name, reaped)
+            c = self.config
+            self.sandbox.start_pool(PoolSettings(
+                root=self.work / "pool", data_dir=self.data_dir, slots=tuple(self.slots), limits=c.limits,
+                size=c.pool_size, max_idle=c.pool_max_idle, frameworks=c.frameworks))
+            self._ready, self.problem = True, ""
+            return ""
 
     def node_name(self) -> str:
         return self.name
@@ -131,7 +158,7 @@ class NodeAgent:
     def _relay(self, job_id: str, limit: int = 0) -> RelayedChoice:
         with self._lock:
             now = time.monotonic()
-            for key in [k for k, r in self._relays.items() if r.ended_at and now - r.ended_at > RELAY_KEEP_SECONDS]:
+            for key in [k for k, r in self._relays.items() if r.stale(now)]:
                 del self._relays[key]
             relay = self._relays.get(job_id)
             if relay is None:
@@ -143,9 +170,10 @@ class NodeAgent:
     def run(self, job: RemoteJob, gpu: GpuShare | None) -> Finished:
         """Run one job in this node's sandbox; returns when it ended (its outputs packed when worth it)."""
         relay = self._relay(job.job_id, job.limits.output_bytes)
+        relay.running = True
         job_dir = self.work / "jobs" / job.job_id
         try:
-            problem = self.problem or self._refusal(job)
+            problem = self._prepare() or self._refusal(job)
             if problem:
                 return Finished(SandboxRun(infra_error=f"on node {self.name}: {problem}", worker=self.name), None)
             sj = SandboxJob(job.job_id, job.framework, job_dir, job.timeout, job.limits, gpu,
@@ -156,6 +184,10 @@ class NodeAgent:
             if run.infra_error:
                 run.infra_error = f"on node {self.name}: {run.infra_error}"
             return Finished(run, self._outputs(sj, run))
+        except Exception as exc:  # never a traceback to the front door: a status with the reason
+            log.exception("node %s: job %s failed in the agent", self.name, job.job_id)
+            return Finished(SandboxRun(infra_error=f"on node {self.name}: the agent failed: {exc!r}",
+                                       worker=self.name), None)
         finally:
             relay.end()
             remove_tree(job_dir)
@@ -210,6 +242,9 @@ class NodeAgent:
         except TreeTooLarge:
             run.output_exceeded = True
             return None
+        except OSError as exc:  # the folder itself is unreadable: nothing to score
+            log.warning("job %s: cannot read its outputs: %s", sj.job_id, exc)
+            return []
 
     def validation(self, job_id: str) -> list[Entry] | None:
         return self._relay(job_id).wait_validated()
@@ -218,13 +253,13 @@ class NodeAgent:
         self._relay(job_id).choose(step)
 
     def cancel(self, job_id: str) -> None:
-        self._relay(job_id).cancel.set()
+        self._relay(job_id).stop()
 
     # -- the node as a whole ----------------------------------------------------------------
 
     def info(self) -> NodeInfo:
         with self._lock:
-            running = sum(1 for r in self._relays.values() if r.ended_at is None)
+            running = sum(1 for r in self._relays.values() if r.running and r.ended_at is None)
         gpus = tuple(sorted({s.device_id for s in self.slots if s is not None}))
         return NodeInfo(self.name, len(self.slots), max(0, len(self.slots) - running), gpus, self.sandbox.warm())
 
@@ -233,5 +268,5 @@ class NodeAgent:
         with self._lock:
             relays = list(self._relays.values())
         for relay in relays:
-            relay.cancel.set()
+            relay.stop()
         self.sandbox.close()

@@ -10,6 +10,7 @@ up to MAX_ATTEMPTS times; the scheduler still answers each request once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,8 @@ def _ray_failure(exc: BaseException) -> str:
 
     lost = tuple(getattr(rx, n) for n in ("RayActorError", "WorkerCrashedError", "NodeDiedError",
                                           "ObjectLostError", "OwnerDiedError", "LocalRayletDiedError",
-                                          "ActorUnavailableError", "RaySystemError") if hasattr(rx, n))
+                                          "ActorUnavailableError", "RaySystemError", "OutOfMemoryError")
+                 if hasattr(rx, n)) + (NodeLost,)
     cause = exc.cause if isinstance(exc, rx.RayTaskError) else exc
     if isinstance(cause, AgentMissing):
         return "missing"
@@ -92,6 +95,7 @@ class RayExecutor(Sandbox):
         self._closed = threading.Event()
         self._watcher: threading.Thread | None = None
         self._initialized_ray = False
+        self._placed: dict[str, Placed] = {}  # attempt id -> where it runs, while it runs
 
     # -- the cluster ------------------------------------------------------------------------
 
@@ -217,17 +221,19 @@ class RayExecutor(Sandbox):
         lost: list[str] = []
         while len(lost) < MAX_ATTEMPTS:
             try:
-                return self._attempt(job, remote, cancel)
+                # each attempt its own id on the nodes: a retry never meets what is left of the one before
+                return self._attempt(job, replace(remote, job_id=f"{job.job_id}-{len(lost)}"), cancel)
             except Exception as exc:  # noqa: BLE001 - sorted below: a lost node is retried, the rest reported
                 kind = _ray_failure(exc)
+                cause = getattr(exc, "cause", None) or exc
+                first_line = (str(cause).splitlines() or [type(cause).__name__])[0][:300]
                 if not kind:
-                    log.exception("job %s: the Ray task failed", job.job_id)
-                    return SandboxRun(infra_error=f"the Ray task failed: {exc}", worker="")
-                lost.append(str(exc).splitlines()[0][:300])
+                    log.error("job %s: the Ray task failed: %s", job.job_id, exc)
+                    return SandboxRun(infra_error=f"the Ray task failed: {first_line}", worker="")
+                lost.append(first_line)
                 log.warning("job %s: %s; running it again elsewhere", job.job_id,
                             "its node has no agent yet" if kind == "missing" else f"its node was lost ({lost[-1]})")
-                if kind == "missing":
-                    self._ensure_agents()
+                self._ensure_agents()
                 self._forget_attempt(job)
                 if cancel.is_set():
                     return SandboxRun(cancelled=True, worker="")
@@ -259,6 +265,26 @@ class RayExecutor(Sandbox):
         stream = evaluation_task().options(
             num_cpus=job.limits.cpus, num_gpus=1 / share if share else 0, max_retries=0,
         ).remote(remote, self._config)
+        try:
+            return self._follow(job, remote, cancel, stream)
+        except BaseException:
+            # this attempt is abandoned: stop whatever still runs of it, and let a dead agent be replaced
+            with contextlib.suppress(Exception):
+                ray.cancel(stream)
+            placed = self._placed.pop(remote.job_id, None)
+            if placed is not None:
+                with contextlib.suppress(Exception):
+                    placed.agent.cancel.remote(remote.job_id)
+                with self._lock:
+                    self._agents.pop(placed.node_id, None)
+            raise
+        finally:
+            self._placed.pop(remote.job_id, None)
+
+    def _follow(self, job: SandboxJob, remote: RemoteJob, cancel: threading.Event, stream: Any) -> SandboxRun:
+        """Read the attempt's stream to its end, answering its exchange and passing on a cancel."""
+        import ray
+
         placed: Placed | None = None
         deadline = None
         cancel_sent = False
@@ -271,9 +297,10 @@ class RayExecutor(Sandbox):
                     raise NodeLost("the node's task ended without an answer") from None
                 if isinstance(item, Placed):
                     placed, deadline = item, time.monotonic() + job.timeout + ANSWER_GRACE_SECONDS
+                    self._placed[remote.job_id] = item
                 elif isinstance(item, Validated):
                     assert placed is not None
-                    placed.agent.choose.remote(job.job_id, self._choose(job, item))
+                    placed.agent.choose.remote(remote.job_id, self._choose(job, item))
                 elif isinstance(item, Finished):
                     return self._finish(job, item)
             if cancel.is_set() and not cancel_sent:
@@ -281,13 +308,13 @@ class RayExecutor(Sandbox):
                 if placed is None:  # still waiting in Ray's queue: nothing runs yet
                     ray.cancel(stream)
                     return SandboxRun(cancelled=True, worker="")
-                placed.agent.cancel.remote(job.job_id)
+                placed.agent.cancel.remote(remote.job_id)
             if deadline is not None and time.monotonic() > deadline:
                 assert placed is not None
-                placed.agent.cancel.remote(job.job_id)
-                return SandboxRun(timed_out=True, worker=placed.node,
-                                  stderr_tail=f"node {placed.node} did not answer within {ANSWER_GRACE_SECONDS:g} s "
-                                              "of the job's timeout")
+                placed.agent.cancel.remote(remote.job_id)
+                return SandboxRun(infra_error=f"node {placed.node} did not answer within {ANSWER_GRACE_SECONDS:g} s "
+                                              "of the job's timeout; the evaluation was stopped there",
+                                  worker=placed.node, cancelled=cancel_sent)
 
     @staticmethod
     def _choose(job: SandboxJob, item: Validated) -> int | None:

@@ -48,6 +48,7 @@ class Placed:
 
     node: str
     agent: Any
+    node_id: str = ""
 
 
 @dataclass(frozen=True)

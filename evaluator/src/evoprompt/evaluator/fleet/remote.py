@@ -17,7 +17,7 @@ from .agent import NodeAgent
 from .messages import AgentConfig, Finished, Placed, RemoteJob, Validated
 
 NAMESPACE = "evoprompt"
-AGENT_THREADS = 64  # concurrent calls an agent serves: a job takes two (run, validation) at a time
+AGENT_THREADS = 32  # concurrent calls an agent serves beyond its jobs' (each holds run and validation)
 
 
 class AgentMissing(RuntimeError):
@@ -49,7 +49,7 @@ def start_agent(config: AgentConfig, node_id: str, slots: list[GpuShare | None])
 
     return agent_actor().options(
         name=agent_name(config, node_id), namespace=NAMESPACE, get_if_exists=True, num_cpus=0,
-        max_concurrency=AGENT_THREADS, max_restarts=0,
+        max_concurrency=AGENT_THREADS + 2 * len(slots), max_restarts=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     ).remote(config, slots)
 
@@ -66,7 +66,7 @@ def evaluate_on_node(job: RemoteJob, config: AgentConfig) -> Iterator[Placed | V
     gpu = GpuShare(str(ray.get_gpu_ids()[0]), config.gpu_share) if config.gpu_share else None
     finished = agent.run.remote(job, gpu)
     try:
-        yield Placed(ray.get(agent.node_name.remote()), agent)
+        yield Placed(ray.get(agent.node_name.remote()), agent, node_id)
         validation = ray.get(agent.validation.remote(job.job_id))
         if validation is not None:
             yield Validated(validation)

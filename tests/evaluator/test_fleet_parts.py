@@ -16,6 +16,7 @@ from evoprompt.evaluator.fleet.messages import AgentConfig, RemoteJob
 from evoprompt.evaluator.fleet.remote import AgentMissing, node_slots
 from evoprompt.evaluator.fleet.transfer import Entry, TreeTooLarge, pack_tree, unpack_tree
 from evoprompt.evaluator.harness import harness_protocol
+from evoprompt.evaluator.outputs import remove_tree
 from evoprompt.evaluator.sandbox.base import GpuShare, Limits, Sandbox, SandboxJob, SandboxRun
 
 P = harness_protocol()
@@ -174,8 +175,15 @@ def test_ray_settings_refuse_what_cannot_work(tmp_path):
         load_settings(overrides={"executor": "ray", "gpus": "0,1", "home": tmp_path})
 
 
-def test_a_deep_tree_packs_without_recursion_and_link_counts_survive(tmp_path):
-    src, dest = tmp_path / "src" / "output", tmp_path / "dest" / "output"
+@pytest.fixture
+def deep_home(tmp_path):
+    """A folder this test empties itself: pytest's own clean-up (shutil.rmtree) recurses too deep for it."""
+    yield tmp_path
+    remove_tree(tmp_path / "src")
+
+
+def test_a_deep_tree_packs_without_recursion_and_link_counts_survive(deep_home):
+    src, dest = deep_home / "src" / "output", deep_home / "dest" / "output"
     src.mkdir(parents=True)
     folder = str(src)
     for _ in range(1100):  # deeper than Python's recursion limit

@@ -28,12 +28,13 @@ def bare_run(code: str, steps: int, seed: int) -> float:
     """Wall time of the harness's job in this process, inputs prepared beforehand."""
     from evoprompt.evaluator.exchange import CheckpointChoice
     from evoprompt.evaluator.harness import import_harness
-    from evoprompt.evaluator.tasks import get_task
+    from evoprompt.evaluator.protocol import INPUT_DIR, OUTPUT_DIR
+    from evoprompt.evaluator.tasks import configured_tasks
 
     run_job = import_harness().run_job
-    task = get_task("mnist1d")
+    task = configured_tasks("")["mnist1d"]  # the published data: what this bench compares with
     with tempfile.TemporaryDirectory() as tmp:
-        inp, out, data = Path(tmp) / "input", Path(tmp) / "output", Path(tmp) / "data"
+        inp, out, data = Path(tmp) / INPUT_DIR, Path(tmp) / OUTPUT_DIR, Path(tmp) / "data"
         inp.mkdir()
         out.mkdir()
         task.write_job(inp, data, "torch", code, steps, seed, threads=1)  # what one evaluator slot gets (--cpus 1)

@@ -20,7 +20,7 @@ from evoprompt.sdk import (
     EvaluatorUnavailableError,
     RetryPolicy,
 )
-from tests.support.fakes import FakeSandbox
+from tests.support.fakes import FakeExecutor
 from tests.support.servers import PROGRAMS
 
 TOKEN = "s3cret-token"
@@ -29,9 +29,9 @@ NO_RETRY = RetryPolicy(retries=0)
 
 
 def start(tmp_path, **overrides):
-    sandbox = FakeSandbox()
+    sandbox = FakeExecutor()
     settings = load_settings(overrides={"port": 0, "backend": "process", "home": tmp_path / "home", **overrides})
-    return EvaluatorServer(settings, sandbox=sandbox).start(), sandbox
+    return EvaluatorServer(settings, executor=sandbox).start(), sandbox
 
 
 @pytest.fixture

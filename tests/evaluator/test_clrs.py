@@ -53,7 +53,7 @@ def small_task(algorithm: str) -> ClrsTask:
 
 def test_the_thirty_algorithms_are_dm_clrs_own():
     assert sorted(CLRS30_ALGORITHMS) == sorted(clrs.CLRS_30_ALGS_SETTINGS)
-    names = [n for n in configured_tasks() if n.startswith("clrs/")]
+    names = [n for n in configured_tasks("") if n.startswith("clrs/")]
     assert len(names) == 30 and "clrs/bfs" in names
     # run.py's sizes: 64 samples, more for the algorithms with few output signals
     assert default_eval_samples("bfs") == 64 and default_eval_samples("minimum") == 4096

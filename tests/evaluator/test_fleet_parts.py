@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from evoprompt.evaluator import protocol as P
+from evoprompt.evaluator.executor import Executor
+from evoprompt.evaluator.files import remove_tree
 from evoprompt.evaluator.fleet.agent import NodeAgent
 from evoprompt.evaluator.fleet.executor import _ray_failure
 from evoprompt.evaluator.fleet.messages import AgentConfig, RemoteJob
 from evoprompt.evaluator.fleet.remote import AgentMissing, node_slots
 from evoprompt.evaluator.fleet.transfer import Entry, TreeTooLarge, pack_tree, unpack_tree
-from evoprompt.evaluator.harness import harness_protocol
-from evoprompt.evaluator.outputs import remove_tree
-from evoprompt.evaluator.sandbox.base import GpuShare, Limits, Sandbox, SandboxJob, SandboxRun
-
-P = harness_protocol()
+from evoprompt.evaluator.instance import JOBS
+from evoprompt.evaluator.sandbox.base import GpuShare, Limits, SandboxJob, SandboxRun
+from tests.support.fakes import FakeExecutor
 
 
 def test_a_packed_folder_is_rebuilt_as_it_was_links_and_odd_files_included(tmp_path):
@@ -59,13 +60,14 @@ def test_unpacking_refuses_entries_outside_the_folder(tmp_path, entries):
     assert not Path("/tmp/through").exists()
 
 
-class ScriptedSandbox(Sandbox):
-    """Stands in for a node's back-end: writes validation predictions, waits for the choice through the
+class ScriptedExecutor(FakeExecutor):
+    """Stands in for a node's executor: writes validation predictions, waits for the choice through the
     job's exchange, then writes the test predictions and weights, as the harness does."""
 
     name = "scripted"
 
     def __init__(self) -> None:
+        super().__init__()
         self.seen_spec: dict = {}
 
     def sandbox_id(self, framework: str) -> str:
@@ -75,7 +77,7 @@ class ScriptedSandbox(Sandbox):
         pass
 
     def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
-        self.seen_spec = json.loads((job.input_dir / "spec.json").read_text())
+        self.seen_spec = json.loads((job.input_dir / P.SPEC).read_text())
         assert (job.data_dir / "data.npz").read_bytes() == b"DATA"
         (job.output_dir).mkdir(exist_ok=True)
         (job.output_dir / P.PREDICTIONS).write_bytes(b"validation predictions")
@@ -90,20 +92,20 @@ class ScriptedSandbox(Sandbox):
         return SandboxRun(exit_code=0, wall_seconds=1.5)
 
 
-def agent_with(sandbox: Sandbox, tmp_path: Path) -> NodeAgent:
+def agent_with(executor: Executor, tmp_path: Path) -> NodeAgent:
     agent = NodeAgent(AgentConfig(owner_key="front-door", backend="process", pool_size=0), [None],
                       name="node-x", home=tmp_path)
-    agent.sandbox = sandbox
+    agent.executor = executor
     return agent
 
 
 def remote_job(job_id: str, sandbox_id: str = "image-of-torch") -> RemoteJob:
-    return RemoteJob(job_id, "torch", sandbox_id, 60.0, Limits(), {"spec.json": b'{"data": "data.npz"}',
-                                                                  "candidate.py": b"code"}, "data.npz", [b"DATA"])
+    return RemoteJob(job_id, "torch", sandbox_id, 60.0, Limits(), {P.SPEC: b'{"data": "data.npz"}',
+                                                                  P.CANDIDATE: b"code"}, "data.npz", [b"DATA"])
 
 
 def test_the_agent_relays_validation_and_the_front_doors_choice(tmp_path):
-    sandbox = ScriptedSandbox()
+    sandbox = ScriptedExecutor()
     agent = agent_with(sandbox, tmp_path)
     finished: list = []
     runner = threading.Thread(target=lambda: finished.append(agent.run(remote_job("j1"), GpuShare("0", 2))))
@@ -117,11 +119,11 @@ def test_the_agent_relays_validation_and_the_front_doors_choice(tmp_path):
     outputs = {e.path: e.data for e in done.outputs}
     assert outputs[P.TEST_PREDICTIONS] == b"test predictions at 7" and outputs[P.WEIGHTS] == b"weights"
     assert sandbox.seen_spec["gpu_memory_fraction"] == GpuShare("0", 2).memory_fraction
-    assert not (agent.work / "jobs" / "j1").exists()  # the node keeps no job folder
+    assert not (agent.work / JOBS / "j1").exists()  # the node keeps no job folder
 
 
 def test_the_agent_refuses_a_job_for_another_image_and_stops_a_cancelled_one(tmp_path):
-    agent = agent_with(ScriptedSandbox(), tmp_path)
+    agent = agent_with(ScriptedExecutor(), tmp_path)
     refused = agent.run(remote_job("j2", sandbox_id="image-of-an-older-release"), None)
     assert "on node node-x" in refused.run.infra_error and "evoprompt images build" in refused.run.infra_error
     finished: list = []

@@ -12,10 +12,10 @@ import pytest
 
 from evoprompt.evaluator.server import EvaluatorServer, held_out_data_secret
 from evoprompt.evaluator.settings import load_settings
-from evoprompt.evaluator.tasks import TASKS, configured_tasks
+from evoprompt.evaluator.tasks import configured_tasks
 from evoprompt.evaluator.tasks.mnist1d import PUBLIC_SEED, dataset, seed_from_secret
 from evoprompt.evaluator.validation import validate
-from tests.support.fakes import FakeSandbox
+from tests.support.fakes import FakeExecutor
 
 
 def settings(tmp_path, **overrides):
@@ -42,7 +42,7 @@ def test_the_data_is_part_of_the_cache_key():
     common = dict(request_id="", framework="torch", code="class Model: pass", max_steps=0, seed=0,
                   timeout_seconds=0, server_timeout=60, task="mnist1d")
     keys = {validate(**common, tasks=tasks).cache_key("img:1")
-            for tasks in (TASKS, configured_tasks("a"), configured_tasks("b"))}
+            for tasks in (configured_tasks(""), configured_tasks("a"), configured_tasks("b"))}
     assert len(keys) == 3
 
 
@@ -61,11 +61,11 @@ def test_home_secret_is_made_once_private_and_reused(tmp_path):
 def test_a_restarted_server_scores_on_the_same_data(tmp_path):
     ids = []
     for _ in range(2):
-        server = EvaluatorServer(settings(tmp_path), sandbox=FakeSandbox()).start()
+        server = EvaluatorServer(settings(tmp_path), executor=FakeExecutor()).start()
         ids.append(server.tasks["mnist1d"].data_id)
         server.stop()
     assert ids[0] == ids[1] != "public"
-    other = EvaluatorServer(settings(tmp_path / "other"), sandbox=FakeSandbox()).start()
+    other = EvaluatorServer(settings(tmp_path / "other"), executor=FakeExecutor()).start()
     try:
         assert other.tasks["mnist1d"].data_id != ids[0]
     finally:

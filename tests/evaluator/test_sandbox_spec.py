@@ -25,7 +25,7 @@ def job(tmp_path: Path, gpu: GpuShare | None = None) -> Box:
 
 def test_cpu_container_is_locked_down(tmp_path, monkeypatch):
     monkeypatch.setenv("EVOPROMPT_SECRET_CANARY", "canary-value")
-    spec = container_spec(job(tmp_path), "img:1", owner="own", data_dir=tmp_path / "data")
+    spec = container_spec(job(tmp_path), "img:1", owner="own", data_dir=tmp_path / "data", instance="inst")
     assert spec["network_mode"] == "none" and spec["read_only"] is True
     assert spec["cap_drop"] == ["ALL"] and "no-new-privileges" in spec["security_opt"]
     # init (tini) is root with only what it needs to start the harness as nobody with no capabilities
@@ -39,8 +39,8 @@ def test_cpu_container_is_locked_down(tmp_path, monkeypatch):
                                            "14400", "--data", "/data", "/job/input", "/job/output"]
     assert spec["mem_limit"] == spec["memswap_limit"] == 2 << 30
     assert spec["pids_limit"] == 64 and spec["nano_cpus"] == 2_000_000_000
-    assert spec["labels"] == {"evoprompt.managed": "1", "evoprompt.owner": "own", "evoprompt.job": "abc123",
-                              "evoprompt.image": "img:1"}
+    assert spec["labels"] == {"evoprompt.managed": "1", "evoprompt.owner": "own", "evoprompt.instance": "inst",
+                              "evoprompt.job": "abc123", "evoprompt.image": "img:1"}
     mounts = spec["volumes"]
     assert mounts[str(tmp_path / "abc123" / "input")]["mode"] == "ro"
     assert mounts[str(tmp_path / "data")] == {"bind": "/data", "mode": "ro"}
@@ -80,18 +80,18 @@ def test_gpu_server_runs_the_cuda_images():
 def test_scheduler_hands_the_memory_fraction_to_the_harness(tmp_path):
     from evoprompt.evaluator.scheduler import Scheduler
     from evoprompt.evaluator.store import ResultStore
-    from tests.support.fakes import FakeSandbox
+    from tests.support.fakes import FakeExecutor
 
     from .test_scheduler import request
 
     seen = {}
 
-    class Recording(FakeSandbox):
+    class Recording(FakeExecutor):
         def run(self, job, cancel):
             seen.update(json.loads((job.input_dir / "spec.json").read_text()))
             return super().run(job, cancel)
 
-    s = Scheduler(Recording(), ResultStore(tmp_path / "r.sqlite3"), slots=[GpuShare("0", 4)], queue_capacity=4,
+    s = Scheduler(Recording(slots=[GpuShare("0", 4)]), ResultStore(tmp_path / "r.sqlite3"), queue_capacity=4,
                   work_dir=tmp_path / "w", limits=Limits())
     try:
         assert s.submit(request()).result(30).ok
@@ -132,9 +132,10 @@ def test_a_missing_image_is_an_actionable_infrastructure_error(tmp_path):
         containers = Containers()
 
     from evoprompt.evaluator.sandbox.base import SandboxJob
+    from evoprompt.evaluator.sandbox.lifecycle import run_job
 
     sandbox = DockerSandbox(owner="own", client=Client())
     (tmp_path / "job" / "input").mkdir(parents=True)
-    run = sandbox.run(SandboxJob("abc123", "torch", tmp_path / "job", 60.0, Limits()), threading.Event())
+    run = run_job(sandbox, None, SandboxJob("abc123", "torch", tmp_path / "job", 60.0, Limits()), threading.Event())
     assert "is not built" in run.infra_error and "make images" in run.infra_error
     assert sandbox.sandbox_id("torch") in run.infra_error

@@ -7,15 +7,19 @@ import pytest
 from evoprompt.evaluator.sandbox.base import Limits
 from evoprompt.evaluator.scheduler import Scheduler
 from evoprompt.evaluator.store import ResultStore
+from evoprompt.evaluator.tasks import configured_tasks
 from evoprompt.evaluator.validation import validate
 from evoprompt.sdk.errors import QueueFullError
 from evoprompt.sdk.types import Status
-from tests.support.fakes import FakeSandbox
+from tests.support.fakes import FakeExecutor
+
+
+PUBLIC_TASKS = configured_tasks("")
 
 
 def request(code: str = "class Model: pass", rid: str = "", **kw):
     args = {"request_id": rid, "task": "mnist1d", "framework": "torch", "code": code, "max_steps": 10,
-            "seed": 0, "timeout_seconds": 0.0, "server_timeout": 60.0}
+            "seed": 0, "timeout_seconds": 0.0, "server_timeout": 60.0, "tasks": PUBLIC_TASKS}
     args.update(kw)
     return validate(**args)
 
@@ -24,9 +28,9 @@ def request(code: str = "class Model: pass", rid: str = "", **kw):
 def make_scheduler(tmp_path):
     made = []
 
-    def make(sandbox=None, slots=1, capacity=8):
-        sandbox = sandbox or FakeSandbox()
-        s = Scheduler(sandbox, ResultStore(tmp_path / "r.sqlite3"), slots=[None] * slots,
+    def make(executor=None, slots=1, capacity=8):
+        sandbox = executor or FakeExecutor(slots=[None] * slots)
+        s = Scheduler(sandbox, ResultStore(tmp_path / "r.sqlite3"),
                       queue_capacity=capacity, work_dir=tmp_path / "work", limits=Limits())
         made.append(s)
         return s, sandbox
@@ -57,7 +61,7 @@ def test_identical_work_runs_once(make_scheduler):
 
 
 def test_concurrent_duplicates_join_in_flight_work(make_scheduler):
-    scheduler, sandbox = make_scheduler(FakeSandbox(auto_open=False))
+    scheduler, sandbox = make_scheduler(FakeExecutor(auto_open=False))
     tickets = scheduler.submit_many([request(rid="a"), request(rid="b"), request(rid="a")])
     sandbox.gate.set()
     results = [t.result(10) for t in tickets]
@@ -67,7 +71,7 @@ def test_concurrent_duplicates_join_in_flight_work(make_scheduler):
 
 
 def test_full_queue_is_refused_whole(make_scheduler):
-    scheduler, sandbox = make_scheduler(FakeSandbox(auto_open=False), capacity=2)
+    scheduler, sandbox = make_scheduler(FakeExecutor(auto_open=False), capacity=2)
     running = scheduler.submit(request("a = 1"))
     assert sandbox.started.acquire(timeout=5)
     scheduler.submit_many([request("b = 1"), request("c = 1")])
@@ -78,7 +82,7 @@ def test_full_queue_is_refused_whole(make_scheduler):
 
 
 def test_cancel_queued_and_running(make_scheduler):
-    scheduler, sandbox = make_scheduler(FakeSandbox(auto_open=False))
+    scheduler, sandbox = make_scheduler(FakeExecutor(auto_open=False))
     running = scheduler.submit(request("a = 1", rid="run"))
     assert sandbox.started.acquire(timeout=5)
     queued = scheduler.submit(request("b = 1", rid="wait"))
@@ -92,7 +96,7 @@ def test_cancel_queued_and_running(make_scheduler):
 
 
 def test_work_nobody_waits_for_is_cancelled(make_scheduler):
-    scheduler, sandbox = make_scheduler(FakeSandbox(auto_open=False))
+    scheduler, sandbox = make_scheduler(FakeExecutor(auto_open=False))
     first = scheduler.submit(request(rid="x"))
     joined = scheduler.submit(request(rid="y"))
     assert sandbox.started.acquire(timeout=5)

@@ -11,12 +11,12 @@ import pytest
 from evoprompt.evaluator.server import EvaluatorServer
 from evoprompt.evaluator.settings import load_settings
 from evoprompt.sdk import EvaluationRequest, EvaluatorClient, QueueFullError, RetryPolicy, Status
-from tests.support.fakes import FakeSandbox
+from tests.support.fakes import FakeExecutor
 
 NO_RETRY = RetryPolicy(retries=0)
 
 
-class InputRecorder(FakeSandbox):
+class InputRecorder(FakeExecutor):
     """Keeps a copy of what the sandbox was given."""
 
     def __init__(self, **kw) -> None:
@@ -34,7 +34,7 @@ def fake_server(tmp_path):
     sandbox = InputRecorder(auto_open=False)
     settings = load_settings(overrides={"port": 0, "backend": "process", "home": tmp_path, "slots": 1,
                                         "queue_capacity": 2})
-    server = EvaluatorServer(settings, sandbox=sandbox).start()
+    server = EvaluatorServer(settings, executor=sandbox).start()
     yield server, sandbox
     sandbox.gate.set()
     server.stop()

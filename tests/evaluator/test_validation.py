@@ -2,12 +2,14 @@
 
 import pytest
 
+from evoprompt.evaluator.tasks import configured_tasks
 from evoprompt.evaluator.validation import validate
 from evoprompt.sdk.errors import InvalidRequestError
 from evoprompt.sdk.limits import MAX_CODE_BYTES
 
 GOOD = {"request_id": "", "task": "mnist1d", "framework": "torch", "code": "class Model: pass",
-        "max_steps": 0, "seed": 0, "timeout_seconds": 0.0, "server_timeout": 600.0}
+        "max_steps": 0, "seed": 0, "timeout_seconds": 0.0, "server_timeout": 600.0,
+        "tasks": configured_tasks("")}
 
 
 def check(message_part: str, **changes):

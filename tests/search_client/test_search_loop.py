@@ -15,7 +15,7 @@ from evoprompt.search.lm.base import LanguageModel, LMConfigError, LMError
 from evoprompt.search.prompt import Prompt
 from evoprompt.search.runner import RunDirError, run_search
 from evoprompt.search.store import RunStore
-from tests.support.fakes import FakeSandbox
+from tests.support.fakes import FakeExecutor
 
 
 class ScriptedLM(LanguageModel):
@@ -68,7 +68,7 @@ class TunableScriptedLM(ScriptedLM):
 def endpoint(tmp_path_factory):
     settings = load_settings(overrides={"port": 0, "backend": "process", "slots": 2, "queue_capacity": 256,
                                         "home": tmp_path_factory.mktemp("evaluator")})
-    server = EvaluatorServer(settings, sandbox=FakeSandbox()).start()
+    server = EvaluatorServer(settings, executor=FakeExecutor()).start()
     yield server.endpoint
     server.stop()
 

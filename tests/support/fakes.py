@@ -1,4 +1,4 @@
-"""A fake sandbox for fast scheduler and servicer tests: no process, outputs written directly."""
+"""A fake executor for fast scheduler and servicer tests: no sandbox, outputs written directly."""
 
 from __future__ import annotations
 
@@ -7,15 +7,20 @@ import threading
 
 import numpy as np
 
-from evoprompt.evaluator.sandbox.base import Sandbox, SandboxJob, SandboxRun
+from evoprompt.evaluator.executor import Executor
+from evoprompt.evaluator.protocol import CANDIDATE, CHOICE, PREDICTIONS, SPEC, TEST_PREDICTIONS, VALIDATED, WEIGHTS
+from evoprompt.evaluator.sandbox.base import GpuShare, SandboxJob, SandboxRun
+from evoprompt.sdk.types import NodeInfo
 
 
-class FakeSandbox(Sandbox):
+class FakeExecutor(Executor):
     """Writes valid outputs (all predictions class 0) after `gate` opens; counts runs per code."""
 
-    name = "fake"
+    kind = "local"
+    backend = "fake"
 
-    def __init__(self, auto_open: bool = True) -> None:
+    def __init__(self, auto_open: bool = True, slots: list[GpuShare | None] | None = None) -> None:
+        self._slots = slots or [None]
         self.gate = threading.Event()
         if auto_open:
             self.gate.set()
@@ -29,25 +34,37 @@ class FakeSandbox(Sandbox):
     def check(self, frameworks: list[str]) -> None:
         pass
 
+    def start(self) -> None:
+        pass
+
+    def slots(self) -> list[GpuShare | None]:
+        return list(self._slots)
+
+    def nodes(self, running: int) -> list[NodeInfo]:
+        return [NodeInfo("local", len(self._slots), len(self._slots) - running, (), 0)]
+
+    def close(self) -> None:
+        pass
+
     def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
-        code = (job.input_dir / "candidate.py").read_text()
+        code = (job.input_dir / CANDIDATE).read_text()
         with self._lock:
             self.runs.append(code)
         self.started.release()
         while not self.gate.wait(0.01):
             if cancel.is_set():
                 return SandboxRun(cancelled=True, wall_seconds=0.01)
-        spec = json.loads((job.input_dir / "spec.json").read_text())
+        spec = json.loads((job.input_dir / SPEC).read_text())
         data = np.load((job.data_dir or job.input_dir) / spec["data"])
         steps = spec["checkpoints"]
         out = job.output_dir
         out.mkdir(parents=True, exist_ok=True)
-        np.savez(out / "predictions.npz", steps=np.array(steps),
+        np.savez(out / PREDICTIONS, steps=np.array(steps),
                  val=np.zeros((len(steps), len(data["x_val"])), np.int64))
-        np.savez(out / "weights.npz", **{"params/w": np.zeros(len(code))})
-        (out / "validated").touch()
+        np.savez(out / WEIGHTS, **{"params/w": np.zeros(len(code))})
+        (out / VALIDATED).touch()
         if job.exchange is not None:  # the job protocol's second exchange, as the harness makes it
             job.exchange.poll(job.input_dir, out)
-            step = json.loads((job.input_dir / "choice.json").read_text())["step"]
-            np.savez(out / "test_predictions.npz", step=np.array(step), test=np.zeros(len(data["x_test"]), np.int64))
+            step = json.loads((job.input_dir / CHOICE).read_text())["step"]
+            np.savez(out / TEST_PREDICTIONS, step=np.array(step), test=np.zeros(len(data["x_test"]), np.int64))
         return SandboxRun(exit_code=0, wall_seconds=0.01)

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from evoprompt.evaluator.instance import POOL
+from evoprompt.evaluator.protocol import INPUT_DIR, READY
 from evoprompt.evaluator.sandbox import make_sandbox
 from evoprompt.evaluator.server import EvaluatorServer
 from evoprompt.evaluator.settings import load_settings
@@ -65,8 +67,9 @@ def wait_until(predicate, limit: float) -> float:
 def job_containers(server: EvaluatorServer) -> list:
     """Containers of this in-process server that were given a job, in any state (docker back-end only);
     the warm pool's, waiting for theirs (a box in work/pool without READY), are not among them."""
-    if server.sandbox.name != "docker":
+    sandbox = getattr(server.executor, "sandbox", None)
+    if sandbox is None or sandbox.name != "docker":
         return []
-    waiting = {p.name for p in (server.settings.work_dir / "pool").glob("*") if not (p / "input" / "ready").exists()}
-    ours = list_containers(server.sandbox.client, filters={"label": f"evoprompt.owner={server.sandbox.owner}"})
+    waiting = {p.name for p in (server.work_dir / POOL).glob("*") if not (p / INPUT_DIR / READY).exists()}
+    ours = list_containers(sandbox.client, filters={"label": f"evoprompt.owner={sandbox.owner}"})
     return [c for c in ours if not (c.status == "running" and c.labels.get("evoprompt.job") in waiting)]

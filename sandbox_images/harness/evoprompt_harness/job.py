@@ -36,7 +36,7 @@ import numpy as np
 from .candidate import describe_exception, load_module
 from .errors import CandidateError
 from .exchange import BadJob, NoChoice, NoJob, await_choice, wait_for_job
-from .protocol import EXIT_BAD_JOB, EXIT_CANDIDATE_FAILED, EXIT_OK, RESULT
+from .protocol import CANDIDATE, EXIT_BAD_JOB, EXIT_CANDIDATE_FAILED, EXIT_OK, RESULT, SPEC
 
 Choose = Callable[[list[int]], int]
 
@@ -46,7 +46,7 @@ def _write_json(path: Path, record: dict[str, Any]) -> None:
 
 
 def _load_inputs(input_dir: Path, data_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    spec = json.loads((input_dir / "spec.json").read_text())
+    spec = json.loads((input_dir / SPEC).read_text())
     name = str(spec.get("data", "data.npz"))
     if Path(name).name != name:
         raise ValueError(f"the data file must be a plain name, not {name!r}")
@@ -81,7 +81,7 @@ def run_job(input_dir: Path, output_dir: Path, data_dir: Path | None = None) -> 
     except Exception as exc:  # the server wrote these: failing here is the evaluator's bug
         print(f"evoprompt harness: malformed job: {exc}", file=sys.stderr)
         return EXIT_BAD_JOB
-    candidate_path = input_dir / "candidate.py"
+    candidate_path = input_dir / CANDIDATE
     started = time.monotonic()
 
     def choose(steps: list[int]) -> int:

@@ -15,6 +15,12 @@ The data file named by spec.json's `data` is read from the data folder (mounted 
 once per data identity), or from `input/` when no data folder is given.
 """
 
+# the job folder: the server writes INPUT_DIR (read-only inside), the sandbox writes OUTPUT_DIR
+INPUT_DIR = "input"
+OUTPUT_DIR = "output"
+SPEC = "spec.json"  # input/: framework, steps, recipe, checkpoint steps, threads, `data` (the data file's name)
+CANDIDATE = "candidate.py"  # input/: the program
+
 EXIT_OK = 0  # trained; the server scores the outputs
 EXIT_BAD_JOB = 2  # the job itself is malformed (the server's fault, never the candidate's)
 EXIT_CANDIDATE_FAILED = 3  # the candidate failed; output/result.json says how

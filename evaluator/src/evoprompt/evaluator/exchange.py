@@ -13,19 +13,10 @@ import os
 import threading
 from pathlib import Path
 
-from .harness import harness_protocol
 from .outputs import BadOutput
+from .protocol import CHOICE, VALIDATED, write_input_file
 from .scoring import Validation
 from .tasks.base import Task
-
-
-def write_input_file(input_dir: Path, name: str, text: str) -> None:
-    """A file of the job's input folder, appearing whole (written aside, then renamed), readable by the
-    sandbox's user."""
-    partial = input_dir / f".{name}.partial"
-    partial.write_text(text)
-    partial.chmod(0o644)
-    os.replace(partial, input_dir / name)
 
 
 class CheckpointChoice:
@@ -46,8 +37,7 @@ class CheckpointChoice:
 
     def poll(self, input_dir: Path, output_dir: Path) -> None:
         """Answer if the sandbox is waiting for the choice; cheap when it is not (one stat)."""
-        protocol = harness_protocol()
-        if self._answered or not os.path.lexists(output_dir / protocol.VALIDATED):
+        if self._answered or not os.path.lexists(output_dir / VALIDATED):
             return
         with self._lock:
             if self._answered:
@@ -57,5 +47,5 @@ class CheckpointChoice:
                 step: int | None = self.validation.best_step
             except BadOutput as exc:
                 self.error, step = exc, None
-            write_input_file(input_dir, protocol.CHOICE, json.dumps({"step": step}))
+            write_input_file(input_dir, CHOICE, json.dumps({"step": step}))
             self._answered = True

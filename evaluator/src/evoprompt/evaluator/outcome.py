@@ -13,8 +13,9 @@ from dataclasses import replace
 from evoprompt.sdk.types import Checkpoint, EvaluationResult, Status
 
 from .exchange import CheckpointChoice
-from .harness import harness_protocol
-from .outputs import BadOutput, count_weights, directory_bytes, read_result_record
+from .files import directory_bytes
+from .outputs import BadOutput, count_weights, read_result_record
+from .protocol import EXIT_CANDIDATE_FAILED
 from .sandbox.base import SandboxJob, SandboxRun
 from .scoring import final_score
 from .status_policy import claimed_status
@@ -66,7 +67,7 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str,
         )
     if choice.error is not None:
         return _bad_output(result, choice.error)
-    if run.exit_code == harness_protocol().EXIT_CANDIDATE_FAILED:
+    if run.exit_code == EXIT_CANDIDATE_FAILED:
         record = read_result_record(job.output_dir) or {}
         claimed = str(record.get("status", ""))
         message = str(record.get("message", "")) or "the candidate failed (no details were written)"

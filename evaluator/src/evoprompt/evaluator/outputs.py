@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .protocol import PREDICTIONS, RESULT, TEST_PREDICTIONS, WEIGHTS
+
 MAX_RESULT_JSON_BYTES = 64 * 1024
 MAX_NPZ_MEMBERS = 100_000
 
@@ -30,47 +32,6 @@ class BadOutput(Exception):
 class WeightCounts:
     num_params: int
     num_state: int
-
-
-MIN_ENTRY_BYTES = 4096  # every file or folder costs at least a block: an inode flood hits the cap too
-
-
-def directory_bytes(path: Path, stop_above: int | None = None) -> int:
-    """Bytes under `path`, links not followed, each entry charged at least MIN_ENTRY_BYTES.
-
-    Iterative (a sandbox may build folders thousands deep) and, with `stop_above`, it returns as
-    soon as the total passes it, so a flood of files costs the watcher little."""
-    total = 0
-    stack = [str(path)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    total += max(st.st_blocks * 512, MIN_ENTRY_BYTES)
-                    if stop_above is not None and total > stop_above:
-                        return total
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append(entry.path)
-        except OSError:
-            continue
-    return total
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a job folder whatever the sandbox built in it (deep trees defeat shutil's recursion)."""
-    import shutil
-    import subprocess
-
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        return
-    except (OSError, RecursionError):
-        subprocess.run(["rm", "-rf", "--", str(path)], check=False, capture_output=True)
 
 
 def _open_regular(path: Path, limit: int) -> bytes:
@@ -96,7 +57,7 @@ def _open_regular(path: Path, limit: int) -> bytes:
 def read_result_record(output_dir: Path) -> dict[str, Any] | None:
     """The harness's result.json, or None when absent or unreadable (it is advisory only)."""
     try:
-        record = json.loads(_open_regular(output_dir / "result.json", MAX_RESULT_JSON_BYTES))
+        record = json.loads(_open_regular(output_dir / RESULT, MAX_RESULT_JSON_BYTES))
     except (BadOutput, ValueError, UnicodeDecodeError):
         return None
     return record if isinstance(record, dict) else None
@@ -146,7 +107,7 @@ def read_validation(output_dir: Path, limit: int, expected_steps: list[int], exp
                     *, classes: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """predictions.npz: `steps`, distinct checkpoints of this job, and each expected array with one row
     per step (`expected`: name -> the shape of one checkpoint's predictions)."""
-    arrays = load_npz(output_dir / "predictions.npz", limit)
+    arrays = load_npz(output_dir / PREDICTIONS, limit)
     steps = arrays.get("steps")
     if steps is None or steps.ndim != 1 or not 1 <= len(steps) <= len(expected_steps) \
             or not np.issubdtype(steps.dtype, np.integer):
@@ -160,7 +121,7 @@ def read_validation(output_dir: Path, limit: int, expected_steps: list[int], exp
 def read_test(output_dir: Path, limit: int, step: int, expected: dict[str, tuple[int, ...]],
               *, classes: bool) -> dict[str, np.ndarray]:
     """test_predictions.npz: `step`, the checkpoint the server chose, and each expected array."""
-    arrays = load_npz(output_dir / "test_predictions.npz", limit)
+    arrays = load_npz(output_dir / TEST_PREDICTIONS, limit)
     got = arrays.get("step")
     if got is None or got.shape != () or not np.issubdtype(got.dtype, np.integer) or int(got) != step:
         raise BadOutput(f"test_predictions.npz must name step {step}, the checkpoint the server chose")
@@ -170,7 +131,7 @@ def read_test(output_dir: Path, limit: int, step: int, expected: dict[str, tuple
 
 def count_weights(output_dir: Path, limit: int) -> WeightCounts:
     """Count trainable parameters and other state from the tensors in weights.npz."""
-    arrays = load_npz(output_dir / "weights.npz", limit)
+    arrays = load_npz(output_dir / WEIGHTS, limit)
     params = state = 0
     for name, arr in arrays.items():
         if arr.dtype.kind not in "biuf":

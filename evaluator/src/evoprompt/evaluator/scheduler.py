@@ -24,9 +24,12 @@ from evoprompt.sdk.errors import QueueFullError
 from evoprompt.sdk.types import EvaluationResult, Status
 
 from .exchange import CheckpointChoice
+from .executor import Executor
+from .files import remove_tree
+from .instance import DATA, JOBS
 from .outcome import base_result, decide
-from .outputs import remove_tree
-from .sandbox.base import GpuShare, Limits, PoolSettings, Sandbox, SandboxJob, open_to_sandbox
+from .protocol import open_to_sandbox
+from .sandbox.base import GpuShare, Limits, SandboxJob
 from .status_policy import is_stored
 from .store import ResultStore
 from .validation import ValidRequest
@@ -74,31 +77,17 @@ class Ticket:
 
 
 class Scheduler:
-    def __init__(
-        self,
-        sandbox: Sandbox,
-        store: ResultStore,
-        *,
-        slots: list[GpuShare | None],
-        queue_capacity: int,
-        work_dir: Path,
-        limits: Limits,
-        pool_size: int = 0,
-        pool_max_idle: float = 600.0,
-        frameworks: tuple[str, ...] = (),
-    ) -> None:
-        """`pool_size` sandboxes per slot and framework in use are started ahead of need (0: each job's is
-        started when the job is); `frameworks` are warmed from the start, others from their first job."""
-        self.sandbox = sandbox
+    def __init__(self, executor: Executor, store: ResultStore, *, queue_capacity: int, work_dir: Path,
+                 limits: Limits) -> None:
+        """One worker per slot of `executor`; job folders and data files under `work_dir` (the server's
+        own: instance.py)."""
+        self.executor = executor
         self.store = store
         self.queue_capacity = queue_capacity
         self.work_dir = work_dir
         self.limits = limits
-        self.slots = slots
-        self.data_dir = work_dir / "data"
-        sandbox.start_pool(PoolSettings(root=work_dir / "pool", data_dir=self.data_dir, slots=tuple(slots),
-                                        limits=limits, size=pool_size, max_idle=pool_max_idle,
-                                        frameworks=frameworks))
+        self.slots = executor.slots()
+        self.data_dir = work_dir / DATA
         self._lock = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._by_request: dict[str, _Job] = {}
@@ -107,7 +96,7 @@ class Scheduler:
         self._closed = False
         self._threads = [
             threading.Thread(target=self._worker, args=(slot,), name=f"evoprompt-slot-{i}", daemon=True)
-            for i, slot in enumerate(slots)
+            for i, slot in enumerate(self.slots)
         ]
         for thread in self._threads:
             thread.start()
@@ -162,7 +151,7 @@ class Scheduler:
         if job is not None:  # a retry of a request in flight: share its future
             waiter = next(w for w in job.waiters if w.request_id == rid)
             return "join", job, Ticket(rid, waiter.future)
-        sandbox_id = self.sandbox.sandbox_id(req.framework)
+        sandbox_id = self.executor.sandbox_id(req.framework)
         key = req.cache_key(sandbox_id)
         cached = self.store.get_cached(key)
         if cached is not None:
@@ -228,14 +217,14 @@ class Scheduler:
 
     def _execute(self, job: _Job, slot: GpuShare | None) -> EvaluationResult:
         """Run one job in the sandbox; never raises, never loses the job."""
-        job_dir = self.work_dir / "jobs" / job.job_id
+        job_dir = self.work_dir / JOBS / job.job_id
         req = job.req
         choice = CheckpointChoice(req.task, req.task.recipe.checkpoints(req.steps), self.limits.output_bytes)
         sandbox_job = SandboxJob(job.job_id, req.framework, job_dir, req.timeout, self.limits, slot,
                                  data_dir=self.data_dir, exchange=choice)
         try:
             self._prepare(job, sandbox_job)
-            run = self.sandbox.run(sandbox_job, job.cancel)
+            run = self.executor.run(sandbox_job, job.cancel)
             return decide(req, sandbox_job, run, job.sandbox_id, choice)
         except Exception as exc:
             log.exception("job %s failed inside the evaluator", job.job_id)
@@ -250,7 +239,7 @@ class Scheduler:
         req.task.write_job(sj.input_dir, self.data_dir, req.framework, req.code, req.steps, req.seed,
                            threads=max(1, int(self.limits.cpus)),
                            gpu_memory_fraction=sj.gpu.memory_fraction if sj.gpu is not None else None)
-        open_to_sandbox(sj)
+        open_to_sandbox(sj.job_dir)
 
     def _finish_locked(self, job: _Job, result: EvaluationResult) -> None:
         """Store the result under every request_id that waited for it and wake the waiters."""
@@ -271,7 +260,7 @@ class Scheduler:
             return len(self._queue), len(self._running)
 
     def close(self) -> None:
-        """Cancel everything queued or running and stop the workers."""
+        """Cancel everything queued or running and stop the workers (the executor is its owner's to close)."""
         with self._lock:
             self._closed = True
             for job in list(self._queue) + list(self._running):
@@ -279,7 +268,6 @@ class Scheduler:
             self._lock.notify_all()
         for thread in self._threads:
             thread.join(timeout=60)
-        self.sandbox.close()
 
 
 def _done(request_id: str, result: EvaluationResult) -> Ticket:

@@ -22,14 +22,14 @@ from evoprompt.sdk.proto import evaluator_pb2 as pb
 from evoprompt.sdk.proto import evaluator_pb2_grpc as pb_grpc
 
 from .auth import BearerTokenInterceptor
+from .executor import Executor, make_executor
+from .instance import Instance
 from .metrics import Metrics
-from .outputs import remove_tree
-from .sandbox import Sandbox, make_sandbox
 from .scheduler import Scheduler
 from .servicer import EvaluatorServicer
 from .settings import EvaluatorSettings
 from .store import ResultStore
-from .tasks import TASKS, configured_tasks
+from .tasks import Task, configured_tasks
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Evaluator"].full_name
@@ -70,21 +70,15 @@ def held_out_data_secret(settings: EvaluatorSettings) -> str:
     return secret
 
 
-def _make_executor(settings: EvaluatorSettings) -> Sandbox:
-    """This machine's sandbox back-end, or (executor ray) the Ray cluster whose nodes run their own."""
-    owner_key = str(settings.store_path.resolve())
-    if settings.executor == "ray":
-        from .fleet.executor import RayExecutor
-
-        return RayExecutor(settings, owner_key)
-    return make_sandbox(settings.backend, owner_key=owner_key, runtime=settings.runtime, gpu=bool(settings.gpus),
-                        build_images=settings.build_images)
-
-
 class EvaluatorServer:
-    def __init__(self, settings: EvaluatorSettings, sandbox: Sandbox | None = None) -> None:
+    """One evaluator instance: it claims its own work folder in the home (instance.py), so servers and
+    embedded evaluators sharing a home share its result store and never touch each other's work."""
+
+    def __init__(self, settings: EvaluatorSettings, executor: Executor | None = None) -> None:
+        """`executor`: where jobs run (default: the one the settings choose, made at start)."""
         self.settings = settings
-        self.sandbox = sandbox or _make_executor(settings)
+        self.executor = executor
+        self.instance: Instance | None = None
         self.port: int | None = None
         self._server: grpc.Server | None = None
         self._scheduler: Scheduler | None = None
@@ -92,7 +86,8 @@ class EvaluatorServer:
         self._health: health.HealthServicer | None = None
         self._metrics: Metrics | None = None
         self.metrics_port: int | None = None
-        self.tasks = TASKS
+        self.tasks: dict[str, Task] = {}
+        self._executor_started = False
 
     @property
     def endpoint(self) -> str:
@@ -101,37 +96,46 @@ class EvaluatorServer:
         host = self.settings.host
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
+    @property
+    def work_dir(self) -> Path:
+        """This instance's own work folder (jobs, warm pool, data files)."""
+        if self.instance is None:
+            raise RuntimeError("the server is not started")
+        return self.instance.dir
+
     def start(self) -> EvaluatorServer:
-        """Check the sandbox, reap leftovers of an earlier run, open the store, listen."""
+        """Claim a work folder, check the executor, reap what dead instances left, open the store, listen."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop(grace=0)
+            raise
+
+    def _start(self) -> EvaluatorServer:
         s = self.settings
-        if self.sandbox.name == "process":
-            log.warning("the process back-end is NOT a security boundary: candidates run as this user, "
-                        "with its files and network; use it only for code you would run yourself")
         self.tasks = configured_tasks(held_out_data_secret(s), s.clrs_eval_samples, s.clrs_test_length)
         log.info("held-out data: %s", ", ".join(f"{n} {t.data_id}" for n, t in self.tasks.items()))
+        self.instance = Instance(s.work_dir)
+        executor = self.executor = self.executor or make_executor(s, self.instance)
+        if executor.backend == "process":
+            log.warning("the process back-end is NOT a security boundary: candidates run as this user, "
+                        "with its files and network; use it only for code you would run yourself")
         if s.frameworks:  # prepared now (built when missing); others on first need
-            self.sandbox.check(list(s.frameworks))
+            executor.check(list(s.frameworks))
         else:
             frameworks = sorted({fw for t in self.tasks.values() for fw in t.frameworks})
-            self.sandbox.check([] if s.build_images else frameworks)
-        reaped = self.sandbox.reap()
-        if reaped:
-            log.warning("removed %d sandbox(es) left behind by an earlier run of this server", reaped)
-        for leftover in ("jobs", "pool", "data"):  # an earlier run's (data: rewritten on first need)
-            remove_tree(s.work_dir / leftover)
-        s.work_dir.mkdir(parents=True, exist_ok=True)
+            executor.check([] if s.build_images else frameworks)
+        self._executor_started = True
+        executor.start()
         self._store = ResultStore(s.store_path)
-        slots = s.slot_plan() if s.executor == "local" else [None] * self.sandbox.in_flight()  # type: ignore[attr-defined]
-        self._scheduler = Scheduler(
-            self.sandbox, self._store, slots=slots, queue_capacity=s.queue_capacity,
-            work_dir=s.work_dir, limits=s.limits, pool_size=s.pool_size, pool_max_idle=s.pool_max_idle,
-            frameworks=s.frameworks,
-        )
+        self._scheduler = Scheduler(executor, self._store, queue_capacity=s.queue_capacity,
+                                    work_dir=self.instance.dir, limits=s.limits)
+        slots = self._scheduler.slots
         server = create_grpc_server(max_workers=2 * (s.queue_capacity + len(slots)) + 32, token=s.token)
         self._metrics = Metrics(self._scheduler.load)
         if s.metrics_port:
             self.metrics_port = self._metrics.serve(s.host, s.metrics_port)
-        servicer = EvaluatorServicer(self._scheduler, s, self._metrics, self.tasks)
+        servicer = EvaluatorServicer(self._scheduler, s, self.tasks, self._metrics)
         pb_grpc.add_EvaluatorServicer_to_server(servicer, server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -144,12 +148,12 @@ class EvaluatorServer:
             self.port = server.add_secure_port(address, credentials)
         else:
             self.port = server.add_insecure_port(address)
+        self._server = server
         if not self.port:
             raise OSError(f"cannot listen on {s.host}:{s.port}")
         server.start()
-        self._server = server
-        log.info("evaluator listening on %s (backend %s, executor %s, %d slot(s))", self.endpoint, self.sandbox.name,
-                 self.sandbox.executor, len(slots))
+        log.info("evaluator listening on %s (backend %s, executor %s, %d slot(s), work folder %s)", self.endpoint,
+                 executor.backend, executor.kind, len(slots), self.instance.dir)
         return self
 
     @property
@@ -158,17 +162,27 @@ class EvaluatorServer:
         return len(self._scheduler.slots) if self._scheduler is not None else 0
 
     def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting calls, cancel running work (containers stopped), close the store."""
+        """Stop accepting calls, cancel running work (containers stopped), close the store, give up the
+        work folder. Safe to call on a server that failed to start, and more than once."""
         if self._health is not None:
             self._health.enter_graceful_shutdown()
         if self._scheduler is not None:
             self._scheduler.close()
+            self._scheduler = None
         if self._server is not None:
             self._server.stop(grace).wait()
+            self._server = None
+        if self.executor is not None and self._executor_started:
+            self._executor_started = False
+            self.executor.close()
         if self._store is not None:
             self._store.close()
+            self._store = None
         if self._metrics is not None:
             self._metrics.close()
+            self._metrics = None
+        if self.instance is not None:
+            self.instance.release()
 
     def wait(self) -> None:
         assert self._server is not None

@@ -17,18 +17,19 @@ from .errors import grpc_errors, grpc_stream_errors
 from .metrics import Metrics
 from .scheduler import Scheduler, Ticket
 from .settings import EvaluatorSettings
-from .tasks import TASKS, Task
+from .tasks import Task
 from .validation import ValidRequest, validate
 from .version import EVALUATOR_VERSION
 
 
 class EvaluatorServicer(pb_grpc.EvaluatorServicer):
-    def __init__(self, scheduler: Scheduler, settings: EvaluatorSettings, metrics: Metrics | None = None,
-                 tasks: dict[str, Task] | None = None) -> None:
+    def __init__(self, scheduler: Scheduler, settings: EvaluatorSettings, tasks: dict[str, Task],
+                 metrics: Metrics | None = None) -> None:
+        """`tasks`: the server's own (configured_tasks: held-out data from its secret), never a default."""
         self.scheduler = scheduler
         self.settings = settings
         self.metrics = metrics
-        self.tasks = TASKS if tasks is None else tasks
+        self.tasks = tasks
 
     def _answer(self, result: EvaluationResult) -> pb.EvaluateResponse:
         if self.metrics is not None:
@@ -117,14 +118,14 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
     @grpc_errors
     def GetServerInfo(self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext) -> pb.ServerInfo:
         queued, running = self.scheduler.load()
-        sandbox = self.scheduler.sandbox
+        executor = self.scheduler.executor
         images = {}
         for task in self.tasks.values():
             for fw in task.frameworks:
-                images[fw] = sandbox.sandbox_id(fw)
+                images[fw] = executor.sandbox_id(fw)
         return pb.ServerInfo(
             version=EVALUATOR_VERSION,
-            backend=sandbox.name,
+            backend=executor.backend,
             slots=len(self.scheduler.slots),
             queue_capacity=self.scheduler.queue_capacity,
             queued=queued,
@@ -133,6 +134,6 @@ class EvaluatorServicer(pb_grpc.EvaluatorServicer):
             images=images,
             max_code_bytes=MAX_CODE_BYTES,
             timeout_seconds=self.settings.timeout,
-            executor=sandbox.executor,
-            nodes=[node.to_proto() for node in sandbox.nodes(self.scheduler.slots, running)],
+            executor=executor.kind,
+            nodes=[node.to_proto() for node in executor.nodes(running)],
         )

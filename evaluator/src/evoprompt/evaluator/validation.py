@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from evoprompt.sdk.errors import InvalidRequestError
 from evoprompt.sdk.limits import MAX_CODE_BYTES
 
-from .tasks import TASKS, Task
+from .tasks import Task
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -60,7 +60,7 @@ def validate(
     seed: int,
     timeout_seconds: float,
     server_timeout: float,
-    tasks: Mapping[str, Task] = TASKS,
+    tasks: Mapping[str, Task],
 ) -> ValidRequest:
     if request_id and not _REQUEST_ID.match(request_id):
         raise InvalidRequestError("request_id must be 1-128 characters of letters, digits and . _ : -")

@@ -2,17 +2,18 @@
 
 The agent is the only process on its node that starts sandboxes: it owns the node's warm pool (so no
 sandbox belongs to a short-lived Ray worker), keeps the data files once per node, and relays the
-checkpoint exchange to the front door, which alone holds the labels. At start it removes what an
-earlier agent of the same front door and node name left behind (its node lost with sandboxes
-running), as a restarted server does. Plain Python: Ray makes it an actor (remote.py).
+checkpoint exchange to the front door, which alone holds the labels. It is a local executor on its
+node: it claims its own work folder under `HOME/fleet/<node name>/` (instance.py) and at start removes
+what dead agents left there (a node lost with sandboxes running, a front door gone), never what a live
+one runs, whichever front door that one serves. Plain Python: Ray makes it an actor (remote.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -21,12 +22,13 @@ from pathlib import Path
 
 from evoprompt.sdk.types import NodeInfo
 
-from ..exchange import write_input_file
-from ..harness import harness_protocol
-from ..outputs import directory_bytes, remove_tree
+from ..executor.local import LocalExecutor
+from ..files import directory_bytes, remove_tree
+from ..instance import DATA, JOBS, POOL, Instance
+from ..protocol import CHOICE, PREDICTIONS, SPEC, VALIDATED, open_to_sandbox, write_input_file
 from ..sandbox import make_sandbox
-from ..sandbox.base import GpuShare, PoolSettings, SandboxJob, SandboxRun, open_to_sandbox
-from ..settings import default_home
+from ..sandbox.base import GpuShare, PoolSettings, SandboxJob, SandboxRun
+from ..settings import load_settings
 from .messages import AgentConfig, Finished, RemoteJob
 from .transfer import Entry, TreeTooLarge, pack_tree
 
@@ -35,10 +37,10 @@ _UNSET = object()
 RELAY_KEEP_SECONDS = 300.0  # an ended job's relay is kept this long for its task's last calls
 
 
-def node_name() -> str:
-    """This node's name in `worker` and in its sandboxes' owner label: EVOPROMPT_NODE_NAME, else the host
-    name (several nodes on one host must each set their own)."""
-    return os.environ.get("EVOPROMPT_NODE_NAME") or socket.gethostname()
+def node_name(node_id: str, configured: str = "") -> str:
+    """This node's name in `worker`: the configured one (EVOPROMPT_NODE_NAME), else the host name with
+    the start of the Ray node id, unique even for several nodes on one host."""
+    return configured or f"{socket.gethostname()}-{node_id[:8]}"
 
 
 class RelayedChoice:
@@ -57,12 +59,11 @@ class RelayedChoice:
         self._written = False
 
     def poll(self, input_dir: Path, output_dir: Path) -> None:
-        protocol = harness_protocol()
         if self._written:
             return
-        if self._validation is None and os.path.lexists(output_dir / protocol.VALIDATED):
+        if self._validation is None and os.path.lexists(output_dir / VALIDATED):
             try:
-                tree = pack_tree(output_dir, self.limit, only=(protocol.PREDICTIONS, protocol.VALIDATED))
+                tree = pack_tree(output_dir, self.limit, only=(PREDICTIONS, VALIDATED))
             except (TreeTooLarge, OSError):  # the watchdog stops it for its output; the front door reads nothing
                 tree = []
             with self._cond:
@@ -71,7 +72,7 @@ class RelayedChoice:
         with self._cond:
             step = self._step
         if step is not _UNSET:
-            write_input_file(input_dir, protocol.CHOICE, json.dumps({"step": step}))
+            write_input_file(input_dir, CHOICE, json.dumps({"step": step}))
             self._written = True
 
     def reset(self) -> None:
@@ -105,20 +106,27 @@ class RelayedChoice:
 
 
 class NodeAgent:
-    def __init__(self, config: AgentConfig, slots: list[GpuShare | None], name: str | None = None,
+    def __init__(self, config: AgentConfig, slots: list[GpuShare | None], node_id: str = "", name: str | None = None,
                  home: Path | None = None) -> None:
-        """`slots`: what this node can run at once (one entry per slot, its GPU share or None)."""
+        """`slots`: what this node can run at once (one entry per slot, its GPU share or None); `name` and
+        `home` default to the node's settings (EVOPROMPT_NODE_NAME, EVOPROMPT_HOME)."""
         self.config = config
-        self.name = name or node_name()
+        if name is None or home is None:
+            settings = load_settings()
+            name = name or node_name(node_id, settings.node_name)
+            home = home or settings.home
+        self.name = name
         self.slots = slots
-        home = home or Path(os.environ.get("EVOPROMPT_HOME") or default_home()).expanduser().resolve()
-        digest = hashlib.sha256(f"{config.owner_key}|{self.name}".encode()).hexdigest()[:16]
-        self.work = home / "fleet" / digest
-        self.data_dir = self.work / "data"
-        self.sandbox = make_sandbox(config.backend, owner_key=f"{config.owner_key}|{self.name}",
-                                    runtime=config.runtime, gpu=config.gpu_share > 0)
-        for leftover in ("jobs", "pool", "data"):
-            remove_tree(self.work / leftover)
+        root = home / "fleet" / re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)
+        self.instance = Instance(root)
+        self.work = self.instance.dir
+        self.data_dir = self.work / DATA
+        sandbox = make_sandbox(config.backend, owner_key=str(root), instance=self.instance.id, runtime=config.runtime,
+                               gpu=config.gpu_share > 0)
+        self.executor = LocalExecutor(sandbox, PoolSettings(
+            root=self.work / POOL, data_dir=self.data_dir, slots=tuple(slots), limits=config.limits,
+            size=config.pool_size, max_idle=config.pool_max_idle, frameworks=config.frameworks),
+            self.instance, name=self.name)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._relays: dict[str, RelayedChoice] = {}
         self._lock = threading.Lock()
@@ -129,24 +137,18 @@ class NodeAgent:
         self._prepare()
 
     def _prepare(self) -> str:
-        """Reap what an earlier agent left and start the warm pool, once the node's engine answers;
-        until then every job is refused with the reason (asked again at each job)."""
+        """Reap what dead agents left and start the warm pool, once the node's engine answers; until
+        then every job is refused with the reason (asked again at each job)."""
         with self._prepare_lock:
             if self._ready:
                 return ""
             try:
-                reaped = self.sandbox.reap()
+                self.executor.start()
             except Exception as exc:  # noqa: BLE001 - no engine yet: the agent stays up and says so
                 if str(exc) != self.problem:
                     log.error("node %s cannot run sandboxes: %s", self.name, exc)
                 self.problem = str(exc)
                 return self.problem
-            if reaped:
-                log.warning("node %s: removed %d sandbox(es) an earlier agent left behind", self.name, reaped)
-            c = self.config
-            self.sandbox.start_pool(PoolSettings(
-                root=self.work / "pool", data_dir=self.data_dir, slots=tuple(self.slots), limits=c.limits,
-                size=c.pool_size, max_idle=c.pool_max_idle, frameworks=c.frameworks))
             self._ready, self.problem = True, ""
             return ""
 
@@ -171,7 +173,7 @@ class NodeAgent:
         """Run one job in this node's sandbox; returns when it ended (its outputs packed when worth it)."""
         relay = self._relay(job.job_id, job.limits.output_bytes)
         relay.running = True
-        job_dir = self.work / "jobs" / job.job_id
+        job_dir = self.work / JOBS / job.job_id
         try:
             problem = self._prepare() or self._refusal(job)
             if problem:
@@ -179,7 +181,7 @@ class NodeAgent:
             sj = SandboxJob(job.job_id, job.framework, job_dir, job.timeout, job.limits, gpu,
                             data_dir=self.data_dir, exchange=relay)
             self._write_inputs(job, sj, gpu)
-            run = self.sandbox.run(sj, relay.cancel)
+            run = self.executor.run(sj, relay.cancel)
             run.worker = self.name
             if run.infra_error:
                 run.infra_error = f"on node {self.name}: {run.infra_error}"
@@ -193,7 +195,7 @@ class NodeAgent:
             remove_tree(job_dir)
 
     def _refusal(self, job: RemoteJob) -> str:
-        mine = self.sandbox.sandbox_id(job.framework)
+        mine = self.executor.sandbox_id(job.framework)
         if mine != job.sandbox_id:
             return (f"this node runs {job.framework} in {mine}, the front door expects {job.sandbox_id}; install "
                     "the same evoprompt-evaluator on both and run `evoprompt images build` on the node")
@@ -207,11 +209,11 @@ class NodeAgent:
         for name, data in job.files.items():
             (sj.input_dir / name).write_bytes(data)
         if gpu is not None:  # the front door could not know the share's device: the node does
-            spec_path = sj.input_dir / "spec.json"
+            spec_path = sj.input_dir / SPEC
             spec = json.loads(spec_path.read_text())
             spec["gpu_memory_fraction"] = gpu.memory_fraction
             spec_path.write_text(json.dumps(spec))
-        open_to_sandbox(sj)
+        open_to_sandbox(sj.job_dir)
         self._ensure_data(job)
 
     def _ensure_data(self, job: RemoteJob) -> None:
@@ -261,7 +263,7 @@ class NodeAgent:
         with self._lock:
             running = sum(1 for r in self._relays.values() if r.running and r.ended_at is None)
         gpus = tuple(sorted({s.device_id for s in self.slots if s is not None}))
-        return NodeInfo(self.name, len(self.slots), max(0, len(self.slots) - running), gpus, self.sandbox.warm())
+        return NodeInfo(self.name, len(self.slots), max(0, len(self.slots) - running), gpus, self.executor.warm())
 
     def close(self) -> None:
         """Stop the node's warm pool (its waiting sandboxes removed); running jobs are cancelled."""
@@ -269,4 +271,5 @@ class NodeAgent:
             relays = list(self._relays.values())
         for relay in relays:
             relay.stop()
-        self.sandbox.close()
+        self.executor.close()
+        self.instance.release()

@@ -1,4 +1,4 @@
-"""The ray executor, the front door's side: to the scheduler it is one more sandbox back-end.
+"""The ray executor, the front door's side: to the scheduler it is one more executor.
 
 Each `run` becomes a Ray task asking for one slot's resources; Ray places it on a node, whose agent
 runs it in a local sandbox (agent.py). The front door keeps everything trusted: it wrote the job's
@@ -25,10 +25,11 @@ from typing import Any
 from evoprompt.sdk.errors import EvaluatorUnavailableError
 from evoprompt.sdk.types import NodeInfo
 
-from ..harness import harness_protocol
-from ..outputs import remove_tree
-from ..sandbox import make_sandbox
-from ..sandbox.base import PoolSettings, Sandbox, SandboxJob, SandboxRun
+from ..executor.base import Executor
+from ..files import remove_tree
+from ..protocol import CHOICE, SPEC
+from ..sandbox import sandbox_id_for
+from ..sandbox.base import GpuShare, SandboxJob, SandboxRun
 from ..settings import EvaluatorSettings
 from .messages import AgentConfig, Finished, Placed, RemoteJob, Validated
 from .remote import NAMESPACE, AgentMissing, evaluation_task, node_slots, start_agent
@@ -79,16 +80,17 @@ def _unreachable(address: str) -> str:
     return ""
 
 
-class RayExecutor(Sandbox):
-    executor = "ray"
+class RayExecutor(Executor):
+    kind = "ray"
 
     def __init__(self, settings: EvaluatorSettings, owner_key: str) -> None:
+        """`owner_key`: this front door's identity (its store and its instance): its agents are its own."""
         self.settings = settings
-        self.name = settings.backend  # what the nodes run candidates in
+        self.backend = settings.backend  # what the nodes run candidates in
         self.owner_key = owner_key
-        # what the nodes must run each framework in (image tags are computed from the image folders)
-        self._images = make_sandbox(settings.backend, owner_key=owner_key, gpu=settings.ray_gpu_share > 0)
         self._config: AgentConfig | None = None
+        self._slots: list[GpuShare | None] = []
+        self._names: dict[str, str] = {}  # Ray node id -> the name its agent goes by
         self._agents: dict[str, Any] = {}  # Ray node id -> its agent
         self._data: dict[str, Any] = {}  # data file name -> ObjectRef of its bytes
         self._lock = threading.Lock()
@@ -100,7 +102,8 @@ class RayExecutor(Sandbox):
     # -- the cluster ------------------------------------------------------------------------
 
     def sandbox_id(self, framework: str) -> str:
-        return self._images.sandbox_id(framework)
+        """What the nodes must run each framework in (image tags are computed from the image folders)."""
+        return sandbox_id_for(self.settings.backend, framework, gpu=self.settings.ray_gpu_share > 0)
 
     def check(self, frameworks: list[str]) -> None:
         """Connect to the cluster; it must have a node that can run a slot."""
@@ -134,29 +137,34 @@ class RayExecutor(Sandbox):
     def _node_slots(self) -> dict[str, int]:
         import ray
 
-        config = self._config or self._agent_config(None)
+        config = self._config or self._agent_config()
         return {n["NodeID"]: len(node_slots(n["Resources"], config)) for n in ray.nodes()
                 if n.get("Alive") and node_slots(n["Resources"], config)}
 
-    def _agent_config(self, pool: PoolSettings | None) -> AgentConfig:
+    def _agent_config(self) -> AgentConfig:
         s = self.settings
-        return AgentConfig(
-            owner_key=self.owner_key, backend=s.backend, runtime=s.runtime, gpu_share=s.ray_gpu_share,
-            pool_size=pool.size if pool else s.pool_size, pool_max_idle=pool.max_idle if pool else s.pool_max_idle,
-            frameworks=pool.frameworks if pool else s.frameworks, limits=pool.limits if pool else s.limits)
+        return AgentConfig(owner_key=self.owner_key, backend=s.backend, runtime=s.runtime, gpu_share=s.ray_gpu_share,
+                           pool_size=s.pool_size, pool_max_idle=s.pool_max_idle, frameworks=s.frameworks,
+                           limits=s.limits)
 
-    def in_flight(self) -> int:
-        """Evaluations handed to the cluster at once: the setting, else its slots now (at least one)."""
-        return self.settings.ray_in_flight or max(1, sum(self._node_slots().values()))
+    def slots(self) -> list[GpuShare | None]:
+        """Evaluations handed to the cluster at once: the setting, else its slots at start (at least one)."""
+        if not self._slots:
+            self._slots = [None] * (self.settings.ray_in_flight or max(1, sum(self._node_slots().values())))
+        return list(self._slots)
 
-    def start_pool(self, settings: PoolSettings) -> None:
-        """Start an agent (with its warm pool) on every node now, and on nodes that join later."""
-        self._config = self._agent_config(settings)
-        self._ensure_agents()
+    def start(self) -> None:
+        """Start an agent (with its warm pool) on every node now, and on nodes that join later; refuse two
+        nodes of one name."""
+        self._config = self._agent_config()
+        self._ensure_agents(strict=True)
         self._watcher = threading.Thread(target=self._watch_nodes, name="evoprompt-ray-nodes", daemon=True)
         self._watcher.start()
 
-    def _ensure_agents(self) -> None:
+    def _ensure_agents(self, strict: bool = False) -> None:
+        """An agent on every live node that can run a slot. A node whose name another live node already
+        has gets none (its evaluations would be indistinguishable, `worker` ambiguous): logged, or with
+        `strict` (at start) refused with the fix."""
         import ray
 
         assert self._config is not None
@@ -164,10 +172,31 @@ class RayExecutor(Sandbox):
         with self._lock:
             for node_id in [n for n in self._agents if n not in alive]:
                 del self._agents[node_id]
+                self._names.pop(node_id, None)
+            started = {}
             for node_id, node in alive.items():
                 slots = node_slots(node["Resources"], self._config)
                 if slots and node_id not in self._agents:
-                    self._agents[node_id] = start_agent(self._config, node_id, slots)
+                    started[node_id] = start_agent(self._config, node_id, slots)
+        names = dict(zip(started, ray.get([a.node_name.remote() for a in started.values()], timeout=120),
+                         strict=True)) if started else {}
+        with self._lock:
+            for node_id, agent in started.items():
+                taken = {n: i for i, n in self._names.items()}
+                if names[node_id] in taken:
+                    message = (f"two Ray nodes are both called {names[node_id]!r} (nodes {taken[names[node_id]][:8]} "
+                               f"and {node_id[:8]}): give each node its own EVOPROMPT_NODE_NAME (or unset it: the "
+                               "default name is unique) and restart that node")
+                    with contextlib.suppress(Exception):
+                        ray.get(agent.close.remote(), timeout=60)
+                    with contextlib.suppress(Exception):
+                        ray.kill(agent)
+                    if strict:
+                        raise EvaluatorUnavailableError(message)
+                    log.error("%s; the second gets no evaluations", message)
+                    continue
+                self._agents[node_id] = agent
+                self._names[node_id] = names[node_id]
 
     def _watch_nodes(self) -> None:
         while not self._closed.wait(WATCH_SECONDS):
@@ -176,7 +205,7 @@ class RayExecutor(Sandbox):
             except Exception as exc:  # noqa: BLE001 - the head is briefly away: try again next round
                 log.warning("could not list the Ray cluster's nodes: %s", exc)
 
-    def nodes(self, slots: list, running: int) -> list[NodeInfo]:
+    def nodes(self, running: int) -> list[NodeInfo]:
         import ray
 
         with self._lock:
@@ -215,7 +244,7 @@ class RayExecutor(Sandbox):
 
     def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
         files = {p.name: p.read_bytes() for p in job.input_dir.iterdir() if p.is_file()}
-        data_name = json.loads(files["spec.json"])["data"]
+        data_name = json.loads(files[SPEC])["data"]
         remote = RemoteJob(job.job_id, job.framework, self.sandbox_id(job.framework), job.timeout, job.limits,
                            files, data_name, [self._data_ref(job, data_name)])
         lost: list[str] = []
@@ -253,7 +282,7 @@ class RayExecutor(Sandbox):
     @staticmethod
     def _forget_attempt(job: SandboxJob) -> None:
         remove_tree(job.output_dir)
-        (job.input_dir / harness_protocol().CHOICE).unlink(missing_ok=True)
+        (job.input_dir / CHOICE).unlink(missing_ok=True)
         if job.exchange is not None:
             job.exchange.reset()
 
@@ -328,7 +357,7 @@ class RayExecutor(Sandbox):
             return None
         if job.exchange is not None:
             job.exchange.poll(job.input_dir, job.output_dir)
-        choice = job.input_dir / harness_protocol().CHOICE
+        choice = job.input_dir / CHOICE
         return json.loads(choice.read_text())["step"] if choice.exists() else None
 
     @staticmethod

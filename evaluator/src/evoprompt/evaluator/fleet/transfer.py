@@ -80,7 +80,7 @@ def unpack_tree(entries: list[Entry], dest: Path) -> None:
     every entry's parent must be `dest` or a folder made here, no name comes twice, files are created
     new (never through a link). A file that had more names than were packed gets the others in
     `dest`'s parent (EXTRA_LINKS), so its link count reads as it was."""
-    from ..outputs import remove_tree
+    from ..files import remove_tree
 
     remove_tree(dest.parent / EXTRA_LINKS)  # an earlier rebuild's
     made = {PurePosixPath(".")}

@@ -1,22 +1,24 @@
-"""The sandbox interface: run one prepared job to completion, a timeout, or a cancellation.
+"""The sandbox interface: one sandbox's life, and nothing more.
 
-A back-end gets a job whose `input/` the server wrote, hands it to a sandbox started for it (a warm
-one from its pool, or one started now) running the harness (evoprompt_harness), answers the job's
-checkpoint exchange while it runs, leaves what the sandbox wrote in the job's `output/`, and reports
-what happened to the process. It never interprets outputs: scoring is the server's (see outcome.py).
+A back-end starts a sandbox waiting on a box (a job folder only it mounts, `input/` read-only and
+`output/` writable inside), tells whether it lives, waits for its exit, kills it, reads what happened
+to it and destroys it. It never interprets outputs (scoring is the server's, outcome.py) and never
+decides when to stop a sandbox: the one job loop (lifecycle.py) does, for every back-end, and the warm
+pool (pool.py) starts sandboxes ahead of need through the same calls.
 """
 
 from __future__ import annotations
 
 import abc
-import threading
 import time
+import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from evoprompt.sdk.types import NodeInfo
+from ..protocol import INPUT_DIR, OUTPUT_DIR
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,11 @@ class SandboxJob:
 
     @property
     def input_dir(self) -> Path:
-        return self.job_dir / "input"
+        return self.job_dir / INPUT_DIR
 
     @property
     def output_dir(self) -> Path:
-        return self.job_dir / "output"
+        return self.job_dir / OUTPUT_DIR
 
 
 @dataclass
@@ -96,18 +98,9 @@ class SandboxRun:
     infra_error: str | None = None  # the back-end itself failed; the candidate is not to blame
     worker: str = "local"  # where it ran: this machine, or the Ray node (fleet/)
 
-    def must_stop(self, job: SandboxJob, cancel: threading.Event, started: float, output_dir: Path) -> bool:
-        """One watchdog check while the sandbox runs (`output_dir`: where it writes): cancelled, past its
-        wall-clock limit, or over its output cap. Records why and says whether the back-end must kill
-        it now."""
-        from ..outputs import directory_bytes
-
-        if cancel.is_set():
-            self.cancelled = True
-        elif time.monotonic() - started > job.timeout:
-            self.timed_out = True
-        elif directory_bytes(output_dir, job.limits.output_bytes) > job.limits.output_bytes:
-            self.output_exceeded = True
+    @property
+    def stopped(self) -> bool:
+        """The evaluator itself stopped the sandbox (cancel, wall-clock limit, output cap)."""
         return self.cancelled or self.timed_out or self.output_exceeded
 
 
@@ -133,50 +126,6 @@ class TailBuffer:
         return prefix + data.decode("utf-8", errors="replace")
 
 
-def open_to_sandbox(job: SandboxJob) -> None:
-    """Let the sandbox's user (another uid) read the job's folder and its input files."""
-    for path in [job.job_dir, job.input_dir, *job.input_dir.iterdir()]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-class Sandbox(abc.ABC):
-    """A way to run jobs in isolation. Implementations must be safe to call from many threads."""
-
-    name: str
-    executor = "local"  # where its sandboxes run: this machine, or a Ray cluster's nodes (fleet/)
-
-    @abc.abstractmethod
-    def sandbox_id(self, framework: str) -> str:
-        """What the candidate runs in (image tag, or 'process'): part of the result cache key."""
-
-    @abc.abstractmethod
-    def check(self, frameworks: list[str]) -> None:
-        """Raise EvaluatorUnavailableError with a fix-it message if jobs of these frameworks cannot run."""
-
-    @abc.abstractmethod
-    def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
-        """Run the job; return when it ended, was killed at its timeout, or `cancel` was set."""
-
-    def reap(self) -> int:
-        """Remove what earlier runs of this server leaked (containers, processes); returns a count."""
-        return 0
-
-    def start_pool(self, settings: PoolSettings) -> None:  # noqa: B027 - optional: back-ends may keep no pool
-        """Keep sandboxes started ahead of need (back-ends without a pool ignore this)."""
-
-    def close(self) -> None:  # noqa: B027 - optional, as start_pool
-        """Remove the sandboxes started ahead of need; running jobs are the scheduler's to cancel."""
-
-    def warm(self) -> int:
-        """Sandboxes started ahead of need and waiting for a job now."""
-        return 0
-
-    def nodes(self, slots: list[GpuShare | None], running: int) -> list[NodeInfo]:
-        """Where evaluations run, for GetServerInfo: this machine, as the one node "local"."""
-        gpus = tuple(sorted({slot.device_id for slot in slots if slot is not None}))
-        return [NodeInfo("local", len(slots), max(0, len(slots) - running), gpus, self.warm())]
-
-
 @dataclass(frozen=True)
 class PoolSettings:
     """Warm pool of one server: `size` started sandboxes per slot and framework in use (0: none; each
@@ -189,3 +138,89 @@ class PoolSettings:
     size: int = 1
     max_idle: float = 600.0
     frameworks: tuple[str, ...] = ()  # warmed from the start; others from their first job on
+
+
+class SandboxFailure(Exception):
+    """The back-end or its engine failed (not the candidate): the job ends as an infrastructure error."""
+
+
+@dataclass(eq=False)
+class Box:
+    """One sandbox and the job folder only it mounts (`input/` read-only inside, `output/` writable)."""
+
+    framework: str
+    gpu: GpuShare | None
+    sandbox_id: str
+    limits: Limits
+    dir: Path
+    handle: Any = None
+    born: float = field(default_factory=time.monotonic)
+    created_at: float = field(default_factory=time.time)  # wall clock, for the engine's event log
+
+    @property
+    def input_dir(self) -> Path:
+        return self.dir / INPUT_DIR
+
+    @property
+    def output_dir(self) -> Path:
+        return self.dir / OUTPUT_DIR
+
+
+def new_box(root: Path, framework: str, gpu: GpuShare | None, sandbox_id: str, limits: Limits) -> Box:
+    """A fresh job folder under `root`: input/ readable and output/ writable by the sandbox's user."""
+    box = Box(framework, gpu, sandbox_id, limits, root / uuid.uuid4().hex[:16])
+    box.input_dir.mkdir(parents=True)
+    box.output_dir.mkdir()
+    box.dir.chmod(0o755)
+    box.input_dir.chmod(0o755)
+    box.output_dir.chmod(0o777)
+    return box
+
+
+class Sandbox(abc.ABC):
+    """One kind of sandbox (docker, process). Implementations must be safe to call from many threads.
+    Every call but `check` raises only `SandboxFailure` for a failure of the back-end itself."""
+
+    name: str
+    poll_seconds: float = 0.1  # how often the job loop waits, answers the exchange and checks its watchdog
+
+    @abc.abstractmethod
+    def sandbox_id(self, framework: str) -> str:
+        """What the candidate runs in (image tag, or 'process'): part of the result cache key."""
+
+    @abc.abstractmethod
+    def check(self, frameworks: list[str]) -> None:
+        """Raise EvaluatorUnavailableError with a fix-it message if jobs of these frameworks cannot run."""
+
+    def prepare(self, framework: str) -> None:  # noqa: B027 - optional: most back-ends are always ready
+        """Make `framework`'s sandboxes startable, before a job's clock starts (docker: build a missing image)."""
+
+    @abc.abstractmethod
+    def launch(self, box: Box, data_dir: Path | None) -> Any:
+        """Start a sandbox whose harness waits for `box`'s job; returns its handle."""
+
+    @abc.abstractmethod
+    def alive(self, handle: Any) -> bool:
+        """Still running (a waiting sandbox that died is never handed a job)."""
+
+    @abc.abstractmethod
+    def wait(self, handle: Any, seconds: float) -> int | None:
+        """The sandbox's exit status once it ended (a signal N as 128 + N), or None while it runs."""
+
+    @abc.abstractmethod
+    def kill(self, handle: Any) -> None:
+        """Stop the sandbox now (the evaluator's decision: timeout, cancel, output cap)."""
+
+    @abc.abstractmethod
+    def collect(self, handle: Any, box: Box, run: SandboxRun) -> None:
+        """After the sandbox ended: fill in what the host saw (exit status when not yet known, an OOM
+        kill, the stderr tail, and an `infra_error` when something other than the evaluator killed it)."""
+
+    @abc.abstractmethod
+    def destroy(self, handle: Any) -> None:
+        """Remove the sandbox and everything it started; it writes nothing more to its box afterwards."""
+
+    def reap(self, live: Callable[[str], bool]) -> int:
+        """Remove the sandboxes of this owner whose instance is not `live` (leftovers of a server that
+        died); never a live instance's. Returns how many."""
+        return 0

@@ -4,7 +4,9 @@ No network, read-only root, the candidate as nobody with no capabilities, no-new
 pids/memory/CPU limits, tini as PID 1 (root with three capabilities, out of the candidate's reach),
 size-capped tmpfs scratch, code and data mounted read-only, output folder size-watched from the host,
 wall-clock limit enforced from the host, logs capped by Docker's json-file rotation. Containers carry
-labels so a restarted server reaps the ones it leaked.
+labels (owner: the home; instance: the server that started them) so a server reaps the ones a dead
+instance leaked, never a live one's. A container killed by anyone but the evaluator (`docker kill`,
+`docker rm -f`, another program on the engine) is an infrastructure failure, not the candidate's.
 
 Containers are started ahead of need (pool.py): each one, with every limit above, imports its
 framework and waits for the job folder only it mounts; it runs one job and is removed.
@@ -12,17 +14,18 @@ framework and waits for the job folder only it mounts; it runs one job and is re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from evoprompt.sdk.errors import EvaluatorUnavailableError
 
 from ..images import FRAMEWORK_GPU_IMAGES, FRAMEWORK_IMAGES, ImageBuildError, image_tag
-from .base import SandboxJob, SandboxRun, gpu_env
-from .pool import Box, PooledSandbox, destroy_box, hand_over, take_outputs
+from .base import Box, Sandbox, SandboxFailure, SandboxRun, TailBuffer, gpu_env
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +41,14 @@ DROP_TO_SANDBOX_USER = [
 ]
 LABEL_MANAGED = "evoprompt.managed"
 LABEL_OWNER = "evoprompt.owner"
+LABEL_INSTANCE = "evoprompt.instance"
 LABEL_JOB = "evoprompt.job"
-EXIT_OOM = 137
-
-
 LABEL_IMAGE = "evoprompt.image"
 HARNESS_MAX_WAIT = 4 * 3600.0  # a waiting harness gives up after this: the pool recycles it far earlier
 
 
 def container_spec(box: Box, image: str, owner: str, data_dir: Path | None = None,
-                   runtime: str | None = None) -> dict[str, Any]:
+                   runtime: str | None = None, instance: str = "") -> dict[str, Any]:
     """Keyword arguments for `containers.create`: the whole security policy in one pure function. The
     container mounts its box alone (and the data files, read-only) and waits there for its job."""
     from docker.types import DeviceRequest, LogConfig, Ulimit
@@ -74,7 +75,8 @@ def container_spec(box: Box, image: str, owner: str, data_dir: Path | None = Non
         "user": "0:0",
         "working_dir": "/tmp",
         "environment": env,
-        "labels": {LABEL_MANAGED: "1", LABEL_OWNER: owner, LABEL_JOB: box.dir.name, LABEL_IMAGE: image},
+        "labels": {LABEL_MANAGED: "1", LABEL_OWNER: owner, LABEL_INSTANCE: instance, LABEL_JOB: box.dir.name,
+                   LABEL_IMAGE: image},
         "network_mode": "none",
         "read_only": True,
         "cap_drop": ["ALL"],
@@ -107,14 +109,17 @@ def container_spec(box: Box, image: str, owner: str, data_dir: Path | None = Non
     return spec
 
 
-class DockerSandbox(PooledSandbox):
+class DockerSandbox(Sandbox):
     name = "docker"
+    poll_seconds = 0.1
 
     def __init__(self, owner: str, runtime: str | None = None, client: Any = None, gpu: bool = False,
-                 build_missing: bool = False) -> None:
-        """`build_missing`: build a missing image on first need (`check`, or the first job that needs
-        it) instead of failing with the command that builds it."""
+                 build_missing: bool = False, instance: str = "") -> None:
+        """`owner`: the home's label; `instance`: the server's (instance.py), on every container it starts.
+        `build_missing`: build a missing image on first need instead of failing with the command that
+        builds it."""
         self.owner = owner
+        self.instance = instance
         self.images = FRAMEWORK_GPU_IMAGES if gpu else FRAMEWORK_IMAGES
         self.runtime = runtime
         self.build_missing = build_missing
@@ -138,13 +143,18 @@ class DockerSandbox(PooledSandbox):
         return self._client
 
     def sandbox_id(self, framework: str) -> str:
-        return image_tag(self.images[framework])
+        return image_tag(self.images[framework])  # as sandbox_id_for("docker", ...)
 
     def check(self, frameworks: list[str]) -> None:
         """The engine answers, and each framework's image is there (built now when build_missing)."""
         _ = self.client
         for framework in frameworks:
             self._ensure_image(framework)
+
+    def prepare(self, framework: str) -> None:
+        if self.build_missing:
+            with self._engine(framework):
+                self._ensure_image(framework)
 
     def _not_built(self, framework: str, why: str = "") -> str:
         return (f"the sandbox image {self.sandbox_id(framework)} is not built{why}; run `make images` (or "
@@ -165,17 +175,40 @@ class DockerSandbox(PooledSandbox):
                 log.warning("building the sandbox image %s on first need (minutes, once)", tag)
                 build_image(self.images[framework], log=log.info)
 
-    # -- the pool's launcher ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def _engine(self, framework: str = "") -> Iterator[None]:
+        """Turn the engine's failures into SandboxFailure with a message a person can act on."""
+        import docker.errors
+        import requests
+
+        try:
+            yield
+        except (EvaluatorUnavailableError, ImageBuildError) as exc:
+            raise SandboxFailure(str(exc)) from None
+        except docker.errors.ImageNotFound:
+            raise SandboxFailure(self._not_built(framework, " (its harness or requirements changed since it "
+                                                 "was)")) from None
+        except docker.errors.NotFound as exc:
+            raise SandboxFailure(f"the sandbox's container was removed by something other than the evaluator "
+                                 f"({exc.explanation or exc}); the evaluation did not finish: retry it") from None
+        except docker.errors.DockerException as exc:
+            raise SandboxFailure(f"the Docker engine failed: {exc}") from None
+        except requests.exceptions.RequestException as exc:  # dockerd stopped or restarted under us
+            raise SandboxFailure(f"lost the Docker engine while the sandbox ran ({exc}); the evaluation did not "
+                                 "finish: retry it once dockerd answers again") from None
+
+    # -- one sandbox's life -----------------------------------------------------------------
 
     def launch(self, box: Box, data_dir: Path | None) -> Any:
-        """Create and start a container that waits on `box` (image missing: docker's ImageNotFound)."""
-        container = self.client.containers.create(**container_spec(box, box.sandbox_id, self.owner, data_dir,
-                                                                   self.runtime))
-        try:
-            container.start()
-        except BaseException:
-            _remove(container)
-            raise
+        """Create and start a container that waits on `box`."""
+        with self._engine(box.framework):
+            container = self.client.containers.create(**container_spec(
+                box, box.sandbox_id, self.owner, data_dir, self.runtime, self.instance))
+            try:
+                container.start()
+            except BaseException:
+                _remove(container)
+                raise
         return container
 
     def alive(self, handle: Any) -> bool:
@@ -185,83 +218,59 @@ class DockerSandbox(PooledSandbox):
             return False
         return handle.status == "running"
 
-    def destroy(self, handle: Any) -> None:
-        _remove(handle)
+    def wait(self, handle: Any, seconds: float) -> int | None:
+        with self._engine():
+            return _wait(handle, seconds)
 
-    # -- one job ----------------------------------------------------------------------------
+    def kill(self, handle: Any) -> None:
+        with self._engine():
+            _kill(handle)
 
-    def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
-        import docker.errors
-        import requests
+    def collect(self, handle: Any, box: Box, run: SandboxRun) -> None:
+        with self._engine():
+            handle.reload()
+            state = handle.attrs["State"]
+            run.oom_killed = bool(state.get("OOMKilled"))
+            if run.exit_code is None and not run.stopped:
+                run.exit_code = int(state.get("ExitCode", -1))
+            run.stderr_tail = _log_tail(handle, box.limits.log_tail_bytes)
+            if not run.stopped and run.exit_code != 0 and not run.oom_killed:
+                signal = self._killed_from_outside(handle, box)
+                if signal:
+                    run.infra_error = (
+                        f"the sandbox was killed from outside the evaluator (signal {signal}: `docker kill`, "
+                        "`docker stop`, `docker rm -f` or another program using the Docker engine); the "
+                        "candidate is not to blame and nothing was stored: retry it")
 
-        result = SandboxRun()
-        started = time.monotonic()
-        box = None
+    def _killed_from_outside(self, handle: Any, box: Box) -> str:
+        """The signal of a `kill` the engine logged for this container, "" when there was none. The
+        evaluator kills a container only when it stopped it itself (`run.stopped`), so any logged kill of
+        a container that was not stopped came from elsewhere; a candidate killing its own processes
+        leaves no such entry."""
+        events = self.client.api.events(since=int(box.created_at) - 1, until=f"{time.time():.9f}",
+                                         filters={"container": handle.id, "event": "kill"}, decode=True)
         try:
-            if self.build_missing:
-                self._ensure_image(job.framework)  # outside the job's clock: started is reset below
-            box = self.box_for(job)
-            started = time.monotonic()
-            hand_over(job, box)
-            container = box.handle
-            self._watch(container, job, box, cancel, result, started)
-            container.reload()
-            state = container.attrs["State"]
-            result.oom_killed = bool(state.get("OOMKilled"))
-            if result.exit_code is None and not (result.timed_out or result.cancelled or result.output_exceeded):
-                result.exit_code = int(state.get("ExitCode", -1))
-            result.stderr_tail = _log_tail(container, job.limits.log_tail_bytes)
-        except (EvaluatorUnavailableError, ImageBuildError) as exc:
-            result.infra_error = str(exc)
-        except docker.errors.ImageNotFound:
-            result.infra_error = self._not_built(job.framework, " (its harness or requirements changed since it "
-                                                 "was)")
-        except docker.errors.DockerException as exc:
-            result.infra_error = f"the Docker engine failed: {exc}"
-            log.warning("docker failure in job %s: %s", job.job_id, exc)
-        except requests.exceptions.RequestException as exc:  # dockerd stopped or restarted under us
-            result.infra_error = (f"lost the Docker engine while the sandbox ran ({exc}); the evaluation did not "
-                                  "finish: retry it once dockerd answers again")
-            log.warning("lost the Docker engine in job %s: %s", job.job_id, exc)
+            for event in events:
+                return str(event.get("Actor", {}).get("Attributes", {}).get("signal", "?"))
         finally:
-            result.wall_seconds = time.monotonic() - started
-            if box is not None:
-                if box.handle is not None:
-                    try:
-                        _remove(box.handle)  # before its outputs are read: nothing writes to them any more
-                        box.handle = None
-                    except Exception as exc:  # the engine is gone: the next start of the server reaps it
-                        log.warning("could not remove container of job %s: %s", job.job_id, exc)
-                        result.infra_error = result.infra_error or f"could not remove the sandbox: {exc}"
-                if box.handle is None:
-                    take_outputs(job, box)
-                destroy_box(self, box)
-        return result
+            events.close()
+        return ""
 
-    def _watch(self, container: Any, job: SandboxJob, box: Box, cancel: threading.Event, result: SandboxRun,
-               started: float) -> None:
-        """Poll until the container exits, answering the job's exchange; kill it at the timeout, on
-        cancel or on output overflow."""
-        while True:
-            exit_code = _wait(container, POLL_SECONDS)
-            if exit_code is not None:
-                result.exit_code = exit_code
-                return
-            if job.exchange is not None:
-                job.exchange.poll(box.input_dir, box.output_dir)
-            if result.must_stop(job, cancel, started, box.output_dir):
-                _kill(container)
-                _wait(container, 30)
-                return
+    def destroy(self, handle: Any) -> None:
+        with self._engine():
+            _remove(handle)
 
-    def reap(self) -> int:
-        """Remove every container of this owner: leftovers of a server that died mid-evaluation."""
-        containers = self.client.containers.list(
-            all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_OWNER}={self.owner}"]}
-        )
-        for container in containers:
-            _remove(container)
-        return len(containers)
+    def reap(self, live: Callable[[str], bool]) -> int:
+        """Remove the containers of this owner whose instance is dead (or that carry none: an earlier
+        version's): leftovers of a server that died mid-evaluation."""
+        with self._engine():
+            containers = self.client.containers.list(
+                all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_OWNER}={self.owner}"]})
+            dead = [c for c in containers if c.labels.get(LABEL_INSTANCE) != self.instance
+                    and not live(c.labels.get(LABEL_INSTANCE, ""))]
+            for container in dead:
+                _remove(container)
+        return len(dead)
 
 
 def _wait(container: Any, seconds: float) -> int | None:
@@ -299,8 +308,6 @@ def _remove(container: Any) -> None:
 def _log_tail(container: Any, limit: int) -> str:
     """Last bytes of stderr; Docker's log rotation already bounds what is kept on disk."""
     import docker.errors
-
-    from .base import TailBuffer
 
     tail = TailBuffer(limit)
     try:

@@ -1,6 +1,6 @@
 """A warm pool: sandboxes started ahead of need, each waiting for the one job it will ever run.
 
-A back-end's `Launcher` starts a sandbox whose harness imports its framework and then waits, with no
+A back-end (sandbox/base.py) starts a sandbox whose harness imports its framework and then waits, with no
 candidate present, for its job folder to fill (evoprompt_harness/protocol.py). The pool keeps
 `size` of them per slot and framework in use, refills in the background, and throws away (never
 serves) one that waited longer than `max_idle`, that died, or that runs an image other than the
@@ -10,17 +10,13 @@ reused, never shared.
 
 from __future__ import annotations
 
-import abc
 import logging
 import threading
 import time
-import uuid
 from collections import Counter, deque
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
 
-from .base import GpuShare, Limits, PoolSettings, Sandbox, SandboxJob
+from ..files import remove_tree
+from .base import Box, GpuShare, PoolSettings, Sandbox, new_box
 
 log = logging.getLogger(__name__)
 
@@ -29,52 +25,8 @@ LAUNCH_WAIT_SECONDS = 10.0  # a job waits this long for a box being started rath
 RETRY_SECONDS = 10.0  # after a failed start (image missing, engine busy) before the next try
 
 
-@dataclass(eq=False)
-class Box:
-    """One sandbox and the job folder only it mounts (`input/` read-only inside, `output/` writable)."""
-
-    framework: str
-    gpu: GpuShare | None
-    sandbox_id: str
-    limits: Limits
-    dir: Path
-    handle: Any = None
-    born: float = field(default_factory=time.monotonic)
-
-    @property
-    def input_dir(self) -> Path:
-        return self.dir / "input"
-
-    @property
-    def output_dir(self) -> Path:
-        return self.dir / "output"
-
-
-def new_box(root: Path, framework: str, gpu: GpuShare | None, sandbox_id: str, limits: Limits) -> Box:
-    """A fresh job folder under `root`: input/ readable and output/ writable by the sandbox's user."""
-    box = Box(framework, gpu, sandbox_id, limits, root / uuid.uuid4().hex[:16])
-    box.input_dir.mkdir(parents=True)
-    box.output_dir.mkdir()
-    box.dir.chmod(0o755)
-    box.input_dir.chmod(0o755)
-    box.output_dir.chmod(0o777)
-    return box
-
-
-class Launcher(Protocol):
-    """What a back-end supplies: start a waiting sandbox on a box, tell whether it lives, destroy it."""
-
-    def sandbox_id(self, framework: str) -> str: ...
-
-    def launch(self, box: Box, data_dir: Path) -> Any: ...
-
-    def alive(self, handle: Any) -> bool: ...
-
-    def destroy(self, handle: Any) -> None: ...
-
-
 class WarmPool:
-    def __init__(self, launcher: Launcher, settings: PoolSettings) -> None:
+    def __init__(self, launcher: Sandbox, settings: PoolSettings) -> None:
         self.launcher = launcher
         self.settings = settings
         self._slots = Counter(settings.slots)
@@ -213,75 +165,11 @@ class WarmPool:
         self._destroy(boxes)
 
 
-def destroy_box(launcher: Launcher, box: Box) -> None:
+def destroy_box(launcher: Sandbox, box: Box) -> None:
     """Destroy the sandbox, then its folder."""
-    from ..outputs import remove_tree
-
     if box.handle is not None:
         try:
             launcher.destroy(box.handle)
         except Exception as exc:  # noqa: BLE001 - the engine is gone: a restarted server reaps it
             log.warning("could not remove a sandbox: %s", exc)
     remove_tree(box.dir)
-
-
-def hand_over(job: SandboxJob, box: Box) -> None:
-    """Give the job to the box's waiting harness: its input files moved in (same file system: renames),
-    then READY, the signal to start."""
-    import os
-
-    from ..exchange import write_input_file
-    from ..harness import harness_protocol
-
-    for path in job.input_dir.iterdir():
-        os.rename(path, box.input_dir / path.name)
-    write_input_file(box.input_dir, harness_protocol().READY, "")
-
-
-def take_outputs(job: SandboxJob, box: Box) -> None:
-    """Leave what the box's sandbox wrote in the job's output folder (the sandbox has stopped)."""
-    import os
-
-    from ..outputs import remove_tree
-
-    remove_tree(job.output_dir)
-    os.rename(box.output_dir, job.output_dir)
-
-
-class PooledSandbox(Sandbox):
-    """A back-end whose sandboxes wait for their job: a warm pool of them, or one started per job."""
-
-    pool: WarmPool | None = None
-
-    @abc.abstractmethod
-    def launch(self, box: Box, data_dir: Path | None) -> Any:
-        """Start a sandbox whose harness waits for `box`'s job; returns its handle."""
-
-    @abc.abstractmethod
-    def alive(self, handle: Any) -> bool: ...
-
-    @abc.abstractmethod
-    def destroy(self, handle: Any) -> None: ...
-
-    def start_pool(self, settings: PoolSettings) -> None:
-        if settings.size > 0:
-            self.pool = WarmPool(self, settings)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-
-    def warm(self) -> int:
-        return self.pool.ready() if self.pool is not None else 0
-
-    def box_for(self, job: SandboxJob) -> Box:
-        """A warm box from the pool, or one started now for this job alone (in its job folder)."""
-        if self.pool is not None and job.data_dir == self.pool.settings.data_dir:
-            box = self.pool.take(job.framework, job.gpu)
-            if box is not None and box.limits == job.limits:
-                return box
-            if box is not None:
-                destroy_box(self, box)
-        box = new_box(job.job_dir, job.framework, job.gpu, self.sandbox_id(job.framework), job.limits)
-        box.handle = self.launch(box, job.data_dir)
-        return box

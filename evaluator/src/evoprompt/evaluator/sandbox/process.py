@@ -6,7 +6,8 @@ would run yourself. It still enforces the wall-clock limit, memory (RLIMIT_AS), 
 output cap, and kills the whole process group at the end.
 
 Interpreters are started ahead of need (pool.py) with the framework imported, each waiting on its
-own job folder; one runs one job and is killed.
+own job folder; one runs one job and is killed. A kill from outside cannot be told from the
+candidate's own (no engine logs it): here it counts as the candidate's.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from .base import SandboxJob, SandboxRun, TailBuffer, gpu_env
-from .pool import Box, PooledSandbox, destroy_box, hand_over, take_outputs
+from .base import Box, Sandbox, SandboxRun, TailBuffer, gpu_env
 
-POLL_SECONDS = 0.02
+STDERR_LOG = "stderr.log"  # in the box, beside the job's folders: the harness's stderr
+SCRATCH = "scratch"  # in the box: the harness's HOME and TMPDIR
 HARNESS_MAX_WAIT = 4 * 3600.0  # a waiting harness gives up after this: the pool recycles it far earlier
 
 # Sets the rlimits, then becomes the harness. Done in the child rather than in a preexec_fn:
@@ -44,11 +43,14 @@ def _harness_path() -> Path:
     return harness_dir()
 
 
-class ProcessSandbox(PooledSandbox):
+class ProcessSandbox(Sandbox):
     name = "process"
+    poll_seconds = 0.02
+
+    ID = f"process:{sys.version_info.major}.{sys.version_info.minor}"  # this Python runs every framework
 
     def sandbox_id(self, framework: str) -> str:
-        return f"process:{sys.version_info.major}.{sys.version_info.minor}"
+        return self.ID
 
     def check(self, frameworks: list[str]) -> None:
         import importlib.util
@@ -68,7 +70,7 @@ class ProcessSandbox(PooledSandbox):
     def launch(self, box: Box, data_dir: Path | None) -> subprocess.Popen[bytes]:
         """Start a harness that imports its framework and waits for `box`'s job."""
         limits = box.limits
-        scratch = box.dir / "scratch"
+        scratch = box.dir / SCRATCH
         scratch.mkdir(exist_ok=True)
         env: dict[str, str] = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -85,7 +87,7 @@ class ProcessSandbox(PooledSandbox):
         harness = ["--wait", box.framework, "--max-wait", f"{HARNESS_MAX_WAIT:g}"]
         if data_dir is not None:
             harness += ["--data", str(data_dir)]
-        with open(box.dir / "stderr.log", "wb") as err:
+        with open(box.dir / STDERR_LOG, "wb") as err:
             return subprocess.Popen(
                 [sys.executable, "-c", _LAUNCHER, str(limits.memory_bytes), str(limits.output_bytes),
                  *harness, str(box.input_dir), str(box.output_dir)],
@@ -100,38 +102,21 @@ class ProcessSandbox(PooledSandbox):
     def alive(self, handle: Any) -> bool:
         return handle.poll() is None
 
-    def destroy(self, handle: Any) -> None:
+    def wait(self, handle: Any, seconds: float) -> int | None:
+        try:
+            code = handle.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return None
+        return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+
+    def kill(self, handle: Any) -> None:
         _kill_group(handle)
 
-    # -- one job ----------------------------------------------------------------------------
+    def collect(self, handle: Any, box: Box, run: SandboxRun) -> None:
+        run.stderr_tail = _stderr_tail(box.dir / STDERR_LOG, box.limits.log_tail_bytes)
 
-    def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
-        box = self.box_for(job)
-        proc = box.handle
-        result = SandboxRun()
-        started = time.monotonic()
-        try:
-            hand_over(job, box)
-            while True:
-                try:
-                    result.exit_code = proc.wait(timeout=POLL_SECONDS)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                if job.exchange is not None:
-                    job.exchange.poll(box.input_dir, box.output_dir)
-                if result.must_stop(job, cancel, started, box.output_dir):
-                    break
-        finally:
-            _kill_group(proc)
-            result.wall_seconds = time.monotonic() - started
-            result.stderr_tail = _stderr_tail(box.dir / "stderr.log", job.limits.log_tail_bytes)
-            take_outputs(job, box)
-            box.handle = None
-            destroy_box(self, box)
-        if result.exit_code is not None and result.exit_code < 0:  # killed by a signal: shell convention
-            result.exit_code = 128 - result.exit_code
-        return result
+    def destroy(self, handle: Any) -> None:
+        _kill_group(handle)
 
 
 def _stderr_tail(path: Path, limit: int) -> str:

@@ -1,4 +1,5 @@
-"""Registry of the tasks this evaluator offers."""
+"""The tasks this evaluator offers. There is no global table: each server builds its own with
+`configured_tasks` (its held-out data drawn from its own secret) and passes it wherever tasks are needed."""
 
 from __future__ import annotations
 
@@ -6,12 +7,9 @@ from .base import Recipe, Task
 from .clrs import clrs_tasks
 from .mnist1d import MNIST1D
 
-# The tasks with their default data; a server builds its own with `configured_tasks`.
-TASKS: dict[str, Task] = {MNIST1D.name: MNIST1D, **clrs_tasks()}
-
 
 def configured_tasks(
-    data_secret: str = "", clrs_eval_samples: int = 0, clrs_test_length: int = 64
+    data_secret: str, clrs_eval_samples: int = 0, clrs_test_length: int = 64
 ) -> dict[str, Task]:
     """Every task of this server: MNIST-1D's held-out data drawn from `data_secret` ("" = the public
     data); the CLRS tasks (where dm-clrs is installed) with `clrs_eval_samples` validation and test
@@ -22,8 +20,4 @@ def configured_tasks(
     }
 
 
-def get_task(name: str) -> Task | None:
-    return TASKS.get(name)
-
-
-__all__ = ["TASKS", "Recipe", "Task", "configured_tasks", "get_task"]
+__all__ = ["Recipe", "Task", "configured_tasks"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..protocol import CANDIDATE, SPEC
 from ..scoring import Score, Validation, final_score
 
 _DATA_LOCK = threading.Lock()
@@ -100,12 +101,12 @@ class Task(abc.ABC):
 
     def write_job(self, input_dir: Path, data_dir: Path, framework: str, code: str, steps: int, seed: int, *,
                   threads: int, gpu_memory_fraction: float | None = None) -> None:
-        """Everything the harness reads: spec.json and candidate.py in `input_dir`, the data file in
+        """Everything the harness reads: its spec and the candidate in `input_dir`, the data file in
         `data_dir` (written there once, shared by the task's jobs)."""
         spec = self.spec(framework, steps, seed)
         spec["data"] = self.ensure_data(data_dir)
         spec["threads"] = threads
         if gpu_memory_fraction is not None:
             spec["gpu_memory_fraction"] = gpu_memory_fraction
-        (input_dir / "spec.json").write_text(json.dumps(spec))
-        (input_dir / "candidate.py").write_text(code, encoding="utf-8")
+        (input_dir / SPEC).write_text(json.dumps(spec))
+        (input_dir / CANDIDATE).write_text(code, encoding="utf-8")

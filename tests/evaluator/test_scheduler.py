@@ -13,7 +13,6 @@ from evoprompt.sdk.errors import QueueFullError
 from evoprompt.sdk.types import Status
 from tests.support.fakes import FakeExecutor
 
-
 PUBLIC_TASKS = configured_tasks("")
 
 

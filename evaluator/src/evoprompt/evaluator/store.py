@@ -66,6 +66,28 @@ class ResultStore:
             row = self._db.execute("SELECT response FROM results WHERE request_id = ?", (result.request_id,)).fetchone()
         return _decode(row[0])
 
+    def matching(self, code_sha256: str, status: str = "") -> list[EvaluationResult]:
+        """Stored results whose program's sha256 starts with `code_sha256` (and of `status`, if given)."""
+        with self._lock:
+            rows = self._db.execute("SELECT response FROM results WHERE status = ? OR ? = ''",
+                                    (status, status)).fetchall()
+        found = [_decode(row[0]) for row in rows]
+        return [r for r in found if r.code_sha256.startswith(code_sha256.lower())]
+
+    def forget(self, request_ids: list[str]) -> int:
+        """Drop these results: a request for the same work runs again (a result stored wrongly, say a
+        sandbox killed from outside by an older evaluator). Returns how many were dropped."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                dropped = sum(self._db.execute("DELETE FROM results WHERE request_id = ?", (rid,)).rowcount
+                              for rid in request_ids)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return dropped
+
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])

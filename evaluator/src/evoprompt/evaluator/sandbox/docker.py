@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -235,10 +236,10 @@ class DockerSandbox(Sandbox):
                 run.exit_code = int(state.get("ExitCode", -1))
             run.stderr_tail = _log_tail(handle, box.limits.log_tail_bytes)
             if not run.stopped and run.exit_code != 0 and not run.oom_killed:
-                signal = self._killed_from_outside(handle, box)
-                if signal:
+                sent = self._killed_from_outside(handle, box)
+                if sent:
                     run.infra_error = (
-                        f"the sandbox was killed from outside the evaluator (signal {signal}: `docker kill`, "
+                        f"the sandbox was killed from outside the evaluator (signal {sent}: `docker kill`, "
                         "`docker stop`, `docker rm -f` or another program using the Docker engine); the "
                         "candidate is not to blame and nothing was stored: retry it")
 
@@ -251,7 +252,8 @@ class DockerSandbox(Sandbox):
                                          filters={"container": handle.id, "event": "kill"}, decode=True)
         try:
             for event in events:
-                return str(event.get("Actor", {}).get("Attributes", {}).get("signal", "?"))
+                sent = str(event.get("Actor", {}).get("Attributes", {}).get("signal", "?"))
+                return signal.Signals(int(sent)).name if sent.isdigit() else sent
         finally:
             events.close()
         return ""

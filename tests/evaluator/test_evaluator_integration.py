@@ -140,7 +140,7 @@ def test_health_and_reflection(any_server):
 
 def test_server_info_and_tasks(client, any_server):
     info = client.server_info()
-    assert info.backend == any_server.sandbox.name and info.slots == 2 and info.max_code_bytes == 65536
+    assert info.backend == any_server.executor.backend and info.slots == 2 and info.max_code_bytes == 65536
     assert set(info.images) == {"torch", "flax", "haiku"}
     tasks = client.list_tasks()
     (task,) = [t for t in tasks if t.name == "mnist1d"]

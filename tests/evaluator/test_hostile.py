@@ -176,19 +176,19 @@ def container_of(pid: int) -> str | None:
 def find_leftovers(docker, owner: str, work_dir: Path, baseline: dict[tuple[int, str], str]) -> list[str]:
     """What a server's evaluations left behind: containers, job folders, processes of uid 65534.
 
-    A running container whose box (the job folder only it mounts: work/pool/<box>, or
-    work/jobs/<job>/<box> when started for its job) exists is the pool's (waiting for a job: no READY
+    A running container whose box (the job folder only it mounts: work/<instance>/pool/<box>, or
+    work/<instance>/jobs/<job>/<box> when started for its job) exists is the pool's (waiting for a job: no READY
     in its input) or work in flight (the other slot's); job folders beyond the jobs in flight, and
     everything else of this server's, must be gone. Processes in containers of other servers on this
     host are not ours to judge."""
-    boxes = {p.name: p for p in [*work_dir.glob("pool/*"), *work_dir.glob("jobs/*/*")] if (p / "input").is_dir()}
+    boxes = {p.name: p for p in [*work_dir.glob("*/pool/*"), *work_dir.glob("*/jobs/*/*")] if (p / "input").is_dir()}
     containers = list_containers(docker)
     ours = [c for c in containers if c.labels.get(LABEL_OWNER) == owner]
     alive = {c.labels.get(LABEL_JOB) for c in ours if c.status == "running"} & set(boxes)
     found = [f"container {c.name} ({c.status})" for c in ours if c.labels.get(LABEL_JOB) not in alive]
     found += [f"box {name} without a running container" for name in sorted(set(boxes) - alive)]
     busy = sum((boxes[name] / "input" / "ready").exists() for name in alive)
-    folders = sorted(p.name for p in work_dir.glob("jobs/*"))
+    folders = sorted(p.name for p in work_dir.glob("*/jobs/*"))
     if len(folders) > busy:
         found.append(f"job folders {folders} with {busy} job(s) running")
     excused = {c.id for c in containers if c.labels.get(LABEL_OWNER) != owner or c.labels.get(LABEL_JOB) in alive}
@@ -231,11 +231,11 @@ class HostileEnv:
 
     @property
     def docker(self):
-        return self.server.sandbox.client
+        return self.server.executor.sandbox.client
 
     @property
     def owner(self) -> str:
-        return self.server.sandbox.owner
+        return self.server.executor.sandbox.owner
 
     @property
     def work_dir(self) -> Path:
@@ -548,5 +548,5 @@ def test_nothing_is_left_once_the_evaluator_is_idle(env: HostileEnv) -> None:
     env.wait_idle()
     leftovers = env.wait_for_no_leftovers()
     assert not leftovers, leftovers
-    assert not any(env.work_dir.glob("jobs/*"))
+    assert not any(env.work_dir.glob("*/jobs/*"))
     assert env.serving()

@@ -123,10 +123,10 @@ def test_a_new_image_tag_is_never_served_from_containers_of_the_old_one(tmp_path
     new_tag = f"evoprompt-sandbox/torch-cpu:pool-test-{uuid.uuid4().hex[:8]}"
     try:
         wait_until(lambda: any(c.status == "running" for c in containers_of(home)), 60)
-        old_tag = server.sandbox.sandbox_id("torch")
+        old_tag = server.executor.sandbox.sandbox_id("torch")
         old = {c.id for c in containers_of(home)}
         client_docker.images.get(old_tag).tag(new_tag)
-        server.sandbox.sandbox_id = lambda framework: new_tag  # as if the harness had changed and been rebuilt
+        server.executor.sandbox.sandbox_id = lambda framework: new_tag  # as if the harness had changed and been rebuilt
         since = int(time.time()) - 1
         with EvaluatorClient(server.endpoint) as client:
             result = client.evaluate("mnist1d", "torch", program(b"y"), max_steps=5)

@@ -58,8 +58,8 @@ def job_containers(door: Served, cluster: RayCluster) -> list:
     owner_key = str((door.home / "results.sqlite3").resolve())
     found = []
     for node in WORKERS:
-        pool = cluster.home / "fleet" / hashlib.sha256(f"{owner_key}|{node}".encode()).hexdigest()[:16] / "pool"
-        waiting = {p.name for p in pool.glob("*") if not (p / "input" / "ready").exists()}
+        pool = cluster.home / "fleet" / hashlib.sha256(f"{owner_key}|{node}".encode()).hexdigest()[:16]
+        waiting = {p.name for p in pool.glob("*/pool/*") if not (p / "input" / "ready").exists()}
         found += [c for c in node_containers(door, node)
                   if not (c.status == "running" and c.labels.get("evoprompt.job") in waiting)]
     return found

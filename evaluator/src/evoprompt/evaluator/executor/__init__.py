@@ -17,7 +17,7 @@ def make_executor(settings: EvaluatorSettings, instance: Instance) -> Executor:
     if settings.executor == "ray":
         from ..fleet.executor import RayExecutor
 
-        return RayExecutor(settings, f"{owner_key}#{instance.id}")
+        return RayExecutor(settings, f"{owner_key}#{instance.id}", owner_key)
     sandbox = make_sandbox(settings.backend, owner_key=owner_key, instance=instance.id, runtime=settings.runtime,
                            gpu=bool(settings.gpus), build_images=settings.build_images)
     pool = PoolSettings(root=instance.dir / POOL, data_dir=instance.dir / DATA, slots=tuple(settings.slot_plan()),

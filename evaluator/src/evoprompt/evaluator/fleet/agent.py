@@ -3,17 +3,18 @@
 The agent is the only process on its node that starts sandboxes: it owns the node's warm pool (so no
 sandbox belongs to a short-lived Ray worker), keeps the data files once per node, and relays the
 checkpoint exchange to the front door, which alone holds the labels. It is a local executor on its
-node: it claims its own work folder under `HOME/fleet/<node name>/` (instance.py) and at start removes
-what dead agents left there (a node lost with sandboxes running, a front door gone), never what a live
-one runs, whichever front door that one serves. Plain Python: Ray makes it an actor (remote.py).
+node: it claims its own work folder in the folder of its front door's home and its node name
+(`HOME/fleet/<digest>/`, instance.py) and at start removes what dead agents left there (a node lost
+with sandboxes running, a front door gone), never what a live one runs: two front doors of one home
+each have their own agents. Plain Python: Ray makes it an actor (remote.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -117,11 +118,12 @@ class NodeAgent:
             home = home or settings.home
         self.name = name
         self.slots = slots
-        root = home / "fleet" / re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)
+        owner_key = f"{config.home_key or config.owner_key}|{self.name}"
+        root = home / "fleet" / hashlib.sha256(owner_key.encode()).hexdigest()[:16]
         self.instance = Instance(root)
         self.work = self.instance.dir
         self.data_dir = self.work / DATA
-        sandbox = make_sandbox(config.backend, owner_key=str(root), instance=self.instance.id, runtime=config.runtime,
+        sandbox = make_sandbox(config.backend, owner_key=owner_key, instance=self.instance.id, runtime=config.runtime,
                                gpu=config.gpu_share > 0)
         self.executor = LocalExecutor(sandbox, PoolSettings(
             root=self.work / POOL, data_dir=self.data_dir, slots=tuple(slots), limits=config.limits,

@@ -83,11 +83,13 @@ def _unreachable(address: str) -> str:
 class RayExecutor(Executor):
     kind = "ray"
 
-    def __init__(self, settings: EvaluatorSettings, owner_key: str) -> None:
-        """`owner_key`: this front door's identity (its store and its instance): its agents are its own."""
+    def __init__(self, settings: EvaluatorSettings, owner_key: str, home_key: str = "") -> None:
+        """`owner_key`: this front door's identity (its store and its instance): its agents are its own;
+        `home_key`: its home's (its store's path), shared with the front doors of the same home."""
         self.settings = settings
         self.backend = settings.backend  # what the nodes run candidates in
         self.owner_key = owner_key
+        self.home_key = home_key or owner_key
         self._config: AgentConfig | None = None
         self._slots: list[GpuShare | None] = []
         self._names: dict[str, str] = {}  # Ray node id -> the name its agent goes by
@@ -143,7 +145,8 @@ class RayExecutor(Executor):
 
     def _agent_config(self) -> AgentConfig:
         s = self.settings
-        return AgentConfig(owner_key=self.owner_key, backend=s.backend, runtime=s.runtime, gpu_share=s.ray_gpu_share,
+        return AgentConfig(owner_key=self.owner_key, home_key=self.home_key, backend=s.backend, runtime=s.runtime,
+                           gpu_share=s.ray_gpu_share,
                            pool_size=s.pool_size, pool_max_idle=s.pool_max_idle, frameworks=s.frameworks,
                            limits=s.limits)
 

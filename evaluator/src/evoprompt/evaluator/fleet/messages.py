@@ -14,7 +14,8 @@ from .transfer import Entry
 class AgentConfig:
     """How a front door's agents run their node's sandboxes (the same on every node)."""
 
-    owner_key: str  # the front door's identity (its result store's path)
+    owner_key: str  # the front door's identity (its result store's path and its instance): its agents are its own
+    home_key: str = ""  # the front door's home (its result store's path): the agents' folder and containers'
     backend: str = "docker"
     runtime: str = ""
     gpu_share: int = 0  # 0: CPU slots; K: K slots share each GPU

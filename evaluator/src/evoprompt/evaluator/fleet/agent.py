@@ -38,10 +38,12 @@ _UNSET = object()
 RELAY_KEEP_SECONDS = 300.0  # an ended job's relay is kept this long for its task's last calls
 
 
-def node_name(node_id: str, configured: str = "") -> str:
-    """This node's name in `worker`: the configured one (EVOPROMPT_NODE_NAME), else the host name with
-    the start of the Ray node id, unique even for several nodes on one host."""
-    return configured or f"{socket.gethostname()}-{node_id[:8]}"
+def node_name(configured: str = "") -> str:
+    """This node's name in `worker` and in its folder and sandboxes' labels: the configured one
+    (EVOPROMPT_NODE_NAME), else the host name. It stays the same when the node comes back, so its new
+    agent finds what the lost one left; several nodes on one host must each set their own (the front
+    door refuses two of one name)."""
+    return configured or socket.gethostname()
 
 
 class RelayedChoice:
@@ -107,14 +109,14 @@ class RelayedChoice:
 
 
 class NodeAgent:
-    def __init__(self, config: AgentConfig, slots: list[GpuShare | None], node_id: str = "", name: str | None = None,
+    def __init__(self, config: AgentConfig, slots: list[GpuShare | None], name: str | None = None,
                  home: Path | None = None) -> None:
         """`slots`: what this node can run at once (one entry per slot, its GPU share or None); `name` and
         `home` default to the node's settings (EVOPROMPT_NODE_NAME, EVOPROMPT_HOME)."""
         self.config = config
         if name is None or home is None:
             settings = load_settings()
-            name = name or node_name(node_id, settings.node_name)
+            name = name or node_name(settings.node_name)
             home = home or settings.home
         self.name = name
         self.slots = slots

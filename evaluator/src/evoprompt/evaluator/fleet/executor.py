@@ -188,8 +188,8 @@ class RayExecutor(Executor):
                 taken = {n: i for i, n in self._names.items()}
                 if names[node_id] in taken:
                     message = (f"two Ray nodes are both called {names[node_id]!r} (nodes {taken[names[node_id]][:8]} "
-                               f"and {node_id[:8]}): give each node its own EVOPROMPT_NODE_NAME (or unset it: the "
-                               "default name is unique) and restart that node")
+                               f"and {node_id[:8]}; the host name unless EVOPROMPT_NODE_NAME is set): give each "
+                               "node on a host its own EVOPROMPT_NODE_NAME and restart it")
                     with contextlib.suppress(Exception):
                         ray.get(agent.close.remote(), timeout=60)
                     with contextlib.suppress(Exception):

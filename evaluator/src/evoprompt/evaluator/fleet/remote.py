@@ -51,7 +51,7 @@ def start_agent(config: AgentConfig, node_id: str, slots: list[GpuShare | None])
         name=agent_name(config, node_id), namespace=NAMESPACE, get_if_exists=True, num_cpus=0,
         max_concurrency=AGENT_THREADS + 2 * len(slots), max_restarts=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(config, slots, node_id)
+    ).remote(config, slots)
 
 
 def evaluate_on_node(job: RemoteJob, config: AgentConfig) -> Iterator[Placed | Validated | Finished]:

@@ -221,7 +221,7 @@ class Scheduler:
         req = job.req
         choice = CheckpointChoice(req.task, req.task.recipe.checkpoints(req.steps), self.limits.output_bytes)
         sandbox_job = SandboxJob(job.job_id, req.framework, job_dir, req.timeout, self.limits, slot,
-                                 data_dir=self.data_dir, exchange=choice)
+                                 data_dir=self.data_dir, data_name=req.task.data_name, exchange=choice)
         try:
             self._prepare(job, sandbox_job)
             run = self.executor.run(sandbox_job, job.cancel)

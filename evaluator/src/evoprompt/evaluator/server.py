@@ -60,10 +60,14 @@ def held_out_data_secret(settings: EvaluatorSettings) -> str:
         return settings.data_secret
     path = settings.data_secret_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if not path.exists():  # written aside, then linked: two servers starting at once agree on one secret
+        partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(16) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, path)
+        partial.unlink()
     secret = path.read_text().strip()
     if not secret:
         raise ValueError(f"{path} is empty: delete it (a new secret is made) or write a secret into it")

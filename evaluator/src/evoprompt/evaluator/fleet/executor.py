@@ -27,7 +27,7 @@ from evoprompt.sdk.types import NodeInfo
 
 from ..executor.base import Executor
 from ..files import remove_tree
-from ..protocol import CHOICE, SPEC
+from ..protocol import CHOICE
 from ..sandbox import sandbox_id_for
 from ..sandbox.base import GpuShare, SandboxJob, SandboxRun
 from ..settings import EvaluatorSettings
@@ -247,7 +247,7 @@ class RayExecutor(Executor):
 
     def run(self, job: SandboxJob, cancel: threading.Event) -> SandboxRun:
         files = {p.name: p.read_bytes() for p in job.input_dir.iterdir() if p.is_file()}
-        data_name = json.loads(files[SPEC])["data"]
+        data_name = job.data_name
         remote = RemoteJob(job.job_id, job.framework, self.sandbox_id(job.framework), job.timeout, job.limits,
                            files, data_name, [self._data_ref(job, data_name)])
         lost: list[str] = []

@@ -73,6 +73,7 @@ class SandboxJob:
     limits: Limits
     gpu: GpuShare | None = None
     data_dir: Path | None = None  # the data files, mounted read-only (None: the data is in input/)
+    data_name: str = ""  # this job's data file in data_dir
     exchange: Exchange | None = None
 
     @property

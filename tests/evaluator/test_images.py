@@ -94,11 +94,9 @@ def test_tag_changes_with_source_only_pins(tree: Path) -> None:
 
 def test_tag_changes_with_base(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = images.image_tag("torch-cpu", tree)
-    monkeypatch.setenv("EVOPROMPT_SANDBOX_BASE", "python:3.11-slim")
-    assert images.base_image_tag("torch-cpu", tree) == "python:3.11-slim"
-    slim = images.image_tag("torch-cpu", tree)
+    assert images.base_image_tag("torch-cpu", tree, sandbox_base="python:3.11-slim") == "python:3.11-slim"
+    slim = images.image_tag("torch-cpu", tree, sandbox_base="python:3.11-slim")
     assert slim != before
-    monkeypatch.delenv("EVOPROMPT_SANDBOX_BASE")
     monkeypatch.setattr(images, "BASE_PACKAGES", (*images.BASE_PACKAGES, "libgomp1"))
     assert images.image_tag("torch-cpu", tree) not in (before, slim)
 

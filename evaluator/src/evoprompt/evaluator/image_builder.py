@@ -1,6 +1,9 @@
 """The offline image builder: the debootstrapped Debian base, the host-side wheelhouse, the build
 context and `docker build` (see `images` for the recipe and the tags). Used by `evoprompt images
 build`, `make images` and the docker back-end when it builds an image on first need.
+
+Where it builds (`build_dir`), what the CPU images are built FROM (`sandbox_base`) and the Debian mirror
+(`debian_mirror`) are settings their callers pass; None (not passed) means the built-in default.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from .images import (
     _image_dir,
     _spec,
     base_image_tag,
+    configured,
     docker_client,
     image_present,
     image_tag,
@@ -47,12 +51,13 @@ from .images import (
 )
 
 
-def build_dir(root: Path | None = None) -> Path:
-    """Where wheelhouses, contexts and the base root filesystem go: `$EVOPROMPT_BUILD_DIR`, else the
-    checkout's `build/` (ignored by git), else `~/.cache/evoprompt/build` for an installed wheel."""
-    env = os.environ.get("EVOPROMPT_BUILD_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
+def build_folder(build_dir: str | None = None, root: Path | None = None) -> Path:
+    """Where wheelhouses, contexts and the base root filesystem go: `build_dir` (the setting; None: as
+    the default), else the checkout's `build/` (ignored by git), else
+    `~/.cache/evoprompt/build` for an installed wheel."""
+    build_dir = configured("build_dir", build_dir)
+    if build_dir:
+        return Path(build_dir).expanduser().resolve()
     root = root or sandbox_images_dir()
     repo = root.parent
     if root.name == "sandbox_images" and (repo / "pyproject.toml").is_file():
@@ -112,8 +117,10 @@ def _run(cmd: list[str], log: Log, what: str, hint: str = "") -> None:
         raise ImageBuildError(f"{what} failed (exit {rc}){': ' + hint if hint else ''}\n{detail}")
 
 
-def build_base_image(client=None, *, force: bool = False, log: Log = print) -> str:
-    """Make the local Debian base (debootstrap + docker import) unless its tag exists; return it."""
+def build_base_image(client=None, *, force: bool = False, log: Log = print, debian_mirror: str | None = None,
+                     build_dir: str | None = None) -> str:
+    """Make the local Debian base (debootstrap + docker import) from `debian_mirror` in `build_dir` (the
+    settings; None: the defaults) unless its tag exists; return it."""
     client = client or docker_client()
     tag = local_base_tag()
     if not force and image_present(client, tag):
@@ -131,8 +138,8 @@ def build_base_image(client=None, *, force: bool = False, log: Log = print) -> s
             "debootstrap needs root to make the sandbox base image: run `sudo evoprompt images build` "
             "once, or set EVOPROMPT_SANDBOX_BASE=python:3.11-slim where Docker Hub is reachable"
         )
-    mirror = os.environ.get("EVOPROMPT_DEBIAN_MIRROR") or DEFAULT_DEBIAN_MIRROR
-    work = build_dir() / "base"
+    mirror = configured("debian_mirror", debian_mirror) or DEFAULT_DEBIAN_MIRROR
+    work = build_folder(build_dir) / "base"
     work.mkdir(parents=True, exist_ok=True)
     debs = work / "debs"  # debootstrap's download cache: a retry does not fetch everything again
     debs.mkdir(exist_ok=True)
@@ -233,13 +240,14 @@ def _platform_args(spec: ImageSpec) -> list[str]:
     return args
 
 
-def build_wheelhouse(name: str, root: Path | None = None, *, force: bool = False, log: Log = print) -> Path:
+def build_wheelhouse(name: str, root: Path | None = None, *, force: bool = False, log: Log = print,
+                     build_dir: str | None = None) -> Path:
     """`pip download` the image's requirements (for the image's Python and platform) into
-    `build/wheelhouse/<name>`; reused while the requirements and target are unchanged."""
+    `<build folder>/wheelhouse/<name>`; reused while the requirements and target are unchanged."""
     root = root or sandbox_images_dir()
     d = _image_dir(name, root)
     spec = _spec(name)
-    out = build_dir(root) / "wheelhouse" / name
+    out = build_folder(build_dir, root) / "wheelhouse" / name
     args = _platform_args(spec)
     sdists = d / SDIST_REQUIREMENTS
     pinned = (d / "requirements.txt").read_bytes() + (sdists.read_bytes() if sdists.is_file() else b"")
@@ -381,25 +389,29 @@ def _docker_build(client, context: Path, tag: str, name: str, base: str, *, noca
         pass
 
 
-def build_image(name: str, *, force: bool = False, log: Log = print) -> str:
+def build_image(name: str, *, force: bool = False, log: Log = print, sandbox_base: str | None = None,
+                build_dir: str | None = None, debian_mirror: str | None = None) -> str:
     """Build sandbox image `name` (and the base and wheelhouse it needs) unless its current tag is
-    present; return the tag. `force` rebuilds the image without the layer cache (the base is kept)."""
+    present; return the tag. `force` rebuilds the image without the layer cache (the base is kept).
+    `sandbox_base`, `build_dir` and `debian_mirror` are the settings of those names (None: the defaults)."""
+    sandbox_base = configured("sandbox_base", sandbox_base)
     root = sandbox_images_dir()
     _image_dir(name, root)
-    tag = image_tag(name, root)
+    tag = image_tag(name, root, sandbox_base=sandbox_base)
     client = docker_client()
     if not force and image_present(client, tag):
         return tag
-    with _build_lock(build_dir(root) / "images.lock"):
+    folder = build_folder(build_dir, root)
+    with _build_lock(folder / "images.lock"):
         if not force and image_present(client, tag):  # another process built it meanwhile
             return tag
         started = time.monotonic()
         spec = _spec(name)
-        base = base_image_tag(name, root)
-        if spec.local_base and not os.environ.get("EVOPROMPT_SANDBOX_BASE"):
-            build_base_image(client, log=log)
-        wheels = build_wheelhouse(name, root, log=log)
-        ctx_dir = build_dir(root) / "context"
+        base = base_image_tag(name, root, sandbox_base=sandbox_base)
+        if spec.local_base and not sandbox_base:
+            build_base_image(client, log=log, debian_mirror=debian_mirror, build_dir=str(folder))
+        wheels = build_wheelhouse(name, root, log=log, build_dir=str(folder))
+        ctx_dir = folder / "context"
         ctx_dir.mkdir(parents=True, exist_ok=True)
         fd, ctx_name = tempfile.mkstemp(prefix=f"{name}-", suffix=".tar", dir=ctx_dir)
         os.close(fd)
@@ -414,7 +426,9 @@ def build_image(name: str, *, force: bool = False, log: Log = print) -> str:
     return tag
 
 
-def build_images(names: list[str] | None = None, *, force: bool = False, log: Log = print) -> dict[str, str]:
-    """Build the named images (default: the CPU images); return {name: tag}."""
+def build_images(names: list[str] | None = None, *, force: bool = False, log: Log = print,
+                 **settings: str | None) -> dict[str, str]:
+    """Build the named images (default: the CPU images); return {name: tag}. `settings`: those of
+    `build_image` (sandbox_base, build_dir, debian_mirror)."""
     names = list(names) if names else list(CPU_IMAGES)
-    return {n: build_image(n, force=force, log=log) for n in names}
+    return {n: build_image(n, force=force, log=log, **settings) for n in names}

@@ -17,9 +17,11 @@ The image tag is ``evoprompt-sandbox/<name>:<hash12>``: the first 12 hex digits 
 Dockerfile, the requirements, every harness file and the base image's tag. A changed harness therefore
 means a new tag, and ``build_image`` rebuilds; an unchanged tree means the same tag and a fast return.
 
-``EVOPROMPT_SANDBOX_BASE`` replaces the local Debian base of the CPU images with another Python 3.11
-image (e.g. ``python:3.11-slim`` where Docker Hub is reachable); the tag changes with it, so the
-evaluator and the builder agree as long as both see the same environment.
+The ``sandbox_base`` setting (``EVOPROMPT_SANDBOX_BASE``, ``--sandbox-base``) replaces the local Debian
+base of the CPU images with another Python 3.11 image (e.g. ``python:3.11-slim`` where Docker Hub is
+reachable); the tag changes with it, so the evaluator and the builder agree as long as both have the
+same settings. Callers pass it (`sandbox_base=settings.sandbox_base`); one that passes nothing gets
+the local Debian base.
 
 Heavy imports (docker) stay inside functions: the evaluator imports this module on every start.
 """
@@ -34,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evoprompt.sdk.errors import UserError
+
 __all__ = [
     "FRAMEWORK_IMAGES",
     "FRAMEWORK_GPU_IMAGES",
@@ -44,6 +48,8 @@ __all__ = [
     "sandbox_images_dir",
     "known_images",
     "base_image_tag",
+    "configured",
+    "ImageSettings",
     "local_base_tag",
     "image_tag",
     "image_present",
@@ -100,7 +106,20 @@ _BASE_RECIPE_VERSION = "1"
 _BASE_ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class ImageBuildError(RuntimeError):
+@dataclass(frozen=True)
+class ImageSettings:
+    """The evaluator's settings of its images ("": the built-in choice), handed to whoever builds or tags."""
+
+    sandbox_base: str = ""
+    build_dir: str = ""
+    debian_mirror: str = ""
+
+    def as_kwargs(self) -> dict[str, str]:
+        return {"sandbox_base": self.sandbox_base, "build_dir": self.build_dir,
+                "debian_mirror": self.debian_mirror or None}
+
+
+class ImageBuildError(UserError):
     """A sandbox image (or its base, or its wheelhouse) could not be built; the message says why and
     what to do about it."""
 
@@ -207,22 +226,31 @@ def _dockerfile_default_base(dockerfile: Path) -> str | None:
     return m.group(1).strip("\"'") if m else None
 
 
-def base_image_tag(name: str, root: Path | None = None) -> str:
-    """The image `name` is built FROM: `$EVOPROMPT_SANDBOX_BASE` or the local Debian base for the
-    CPU images; the Dockerfile's own `ARG BASE` default (a registry image) for the others."""
+def configured(name: str, value: str | None) -> str:
+    """`value`, or the setting `name`'s default ("": the built-in choice) when a caller passes none. The
+    values come from the caller's settings object (EVOPROMPT_<NAME>, --config, flags); this module reads
+    no environment, so a builder and a server given the same settings agree on every tag."""
+    return "" if value is None else value
+
+
+def base_image_tag(name: str, root: Path | None = None, *, sandbox_base: str | None = None) -> str:
+    """The image `name` is built FROM: `sandbox_base` (the setting; None or "": the default) or
+    the local Debian base for the CPU images; the Dockerfile's own `ARG BASE` default (a registry
+    image) for the others."""
     root = root or sandbox_images_dir()
     spec = _spec(name)
     if spec.local_base:
-        return os.environ.get("EVOPROMPT_SANDBOX_BASE") or local_base_tag()
+        return configured("sandbox_base", sandbox_base) or local_base_tag()
     default = _dockerfile_default_base(_image_dir(name, root) / "Dockerfile")
     if not default:
         raise ImageBuildError(f"{root / name / 'Dockerfile'} has no `ARG BASE=<image>` line")
     return default
 
 
-def image_tag(name: str, root: Path | None = None) -> str:
+def image_tag(name: str, root: Path | None = None, *, sandbox_base: str | None = None) -> str:
     """`evoprompt-sandbox/<name>:<hash12>`, the hash over the Dockerfile, requirements.txt, every
-    harness file (sorted relative paths and contents; no __pycache__ or *.pyc) and the base tag."""
+    harness file (sorted relative paths and contents; no __pycache__ or *.pyc) and the base tag
+    (`sandbox_base`: see `base_image_tag`)."""
     root = Path(root) if root is not None else sandbox_images_dir()
     d = _image_dir(name, root)
     h = hashlib.sha256()
@@ -233,7 +261,7 @@ def image_tag(name: str, root: Path | None = None) -> str:
     harness = root / "harness"
     for p in _harness_files(root):
         _feed(h, "harness/" + p.relative_to(harness).as_posix(), p.read_bytes())
-    _feed(h, "base", base_image_tag(name, root).encode())
+    _feed(h, "base", base_image_tag(name, root, sandbox_base=sandbox_base).encode())
     return f"{TAG_REPOSITORY}/{name}:{h.hexdigest()[:12]}"
 
 
@@ -274,6 +302,6 @@ def image_present(client, tag: str) -> bool:
     return True
 
 
-def missing_images(client, names: Iterable[str]) -> list[str]:
+def missing_images(client, names: Iterable[str], *, sandbox_base: str | None = None) -> list[str]:
     """The names among `names` whose current tag the engine does not have."""
-    return [n for n in names if not image_present(client, image_tag(n))]
+    return [n for n in names if not image_present(client, image_tag(n, sandbox_base=sandbox_base))]

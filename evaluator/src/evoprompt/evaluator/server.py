@@ -27,7 +27,7 @@ from .instance import Instance
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .servicer import EvaluatorServicer
-from .settings import EvaluatorSettings
+from .settings import EvaluatorSettings, SettingsError
 from .store import ResultStore
 from .tasks import Task, configured_tasks
 
@@ -70,7 +70,7 @@ def held_out_data_secret(settings: EvaluatorSettings) -> str:
         partial.unlink()
     secret = path.read_text().strip()
     if not secret:
-        raise ValueError(f"{path} is empty: delete it (a new secret is made) or write a secret into it")
+        raise SettingsError(f"{path} is empty: delete it (a new secret is made) or write a secret into it")
     return secret
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from .errors import EvaluatorUnavailableError, InternalError
+from .errors import EvaluatorUnavailableError, InternalError, InvalidTargetError
 from .limits import MAX_BATCH, MAX_MESSAGE_BYTES
 from .proto import evaluator_pb2 as pb
 from .proto import evaluator_pb2_grpc as pb_grpc
@@ -34,7 +34,7 @@ def normalize_target(target: str | list[str] | tuple[str, ...]) -> str:
         target = ",".join(target)
     target = target.strip()
     if not target:
-        raise ValueError("the evaluator target is empty; give HOST:PORT")
+        raise InvalidTargetError("the evaluator target is empty; give HOST:PORT")
     has_scheme = "://" in target or target.startswith(("ipv4:", "ipv6:", "unix:", "dns:"))
     if "," in target and not has_scheme:
         parts = [p.strip() for p in target.split(",") if p.strip()]
@@ -43,7 +43,7 @@ def normalize_target(target: str | list[str] | tuple[str, ...]) -> str:
             return "ipv4:" + ",".join(parts)
         if families == {"ipv6"}:
             return "ipv6:" + ",".join(parts)
-        raise ValueError(
+        raise InvalidTargetError(
             f"several endpoints must be literal IP:PORT addresses of one family (got {target!r}); "
             "for host names use one name that resolves to all of them: dns:///NAME:PORT"
         )

@@ -2,13 +2,26 @@
 the server's own code and by the SDK alike, and free of gRPC (`status_codes` maps them to and from
 gRPC status codes, in one place).
 
+`UserError` is the base of every error that is its user's to fix (a bad argument, setting or file,
+no evaluator to reach): the `evoprompt` command prints its message on one line and exits 2, where any
+other exception is a bug and shows its traceback. Each part's own user errors (the evaluator's
+settings and image builds, the search client's run directory and LM) subclass it.
+
 `EvaluatorError.message` is what a person reads: what went wrong and what to do about it.
 """
 
 from __future__ import annotations
 
 
-class EvaluatorError(Exception):
+class UserError(Exception):
+    """Its user's to fix, and its message says how: `evoprompt` prints it and exits 2 (no traceback)."""
+
+
+class InvalidTargetError(UserError, ValueError):
+    """The evaluator's address (HOST:PORT, several, or a gRPC target) cannot be used as given."""
+
+
+class EvaluatorError(UserError):
     """Base class of every error of the evaluator's API."""
 
     #: the status code of the failed call that raised it in the SDK (None when raised locally)

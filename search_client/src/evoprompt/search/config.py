@@ -9,9 +9,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from evoprompt.sdk.errors import UserError
+
 MODES = ("evoprompting", "random-parents", "few-shot")
 TUNING = ("auto", "on", "off")
 TEMPERATURES = (0.2, 0.6, 0.8, 1.0)
+
+
+class SearchConfigError(UserError, ValueError):
+    """A search's settings cannot work (a count below 1, an unknown mode, ...); says which flags."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class SearchConfig:
         if not self.temperatures:
             problems.append("at least one temperature is needed")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise SearchConfigError("; ".join(problems))
 
     def save(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)

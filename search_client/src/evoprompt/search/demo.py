@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from evoprompt.sdk.errors import UserError
     from evoprompt.search.config import SearchConfig
     from evoprompt.search.report import summarize, write_report
     from evoprompt.search.runner import run_search
@@ -92,7 +93,7 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         run_search(config, run_dir, lm=lm, backend=args.backend, slots=args.slots, progress=not args.no_progress)
-    except (RuntimeError, ValueError, OSError) as exc:
+    except UserError as exc:  # no evaluator, no seed that evaluates, ...: said, exit 1; anything else is a bug
         print(f"demo: the search stopped: {exc}", file=sys.stderr)
         return 1
     report = write_report(run_dir)

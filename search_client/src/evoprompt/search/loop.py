@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evoprompt.sdk import AsyncEvaluatorClient, EvaluationRequest, EvaluationResult, EvaluatorError, Status
-from evoprompt.sdk.errors import InvalidRequestError
+from evoprompt.sdk.errors import InvalidRequestError, UserError
 from evoprompt.search.seeds import list_seeds
 
 from .config import SearchConfig
@@ -34,6 +34,10 @@ from .prompt import Example, Prompt, anchor_for, build_prompt, metrics_docstring
 from .store import Candidate, ChildDraft, PlannedPrompt, Round, RunStore
 
 log = logging.getLogger(__name__)
+
+
+class NoParentsError(UserError):
+    """No seed program evaluated OK: the search has nothing to prompt with (its sandboxes likely fail)."""
 
 
 def fitness(result: EvaluationResult, alpha: float) -> float | None:
@@ -101,7 +105,7 @@ class Search:
         self._refresh_counters()
         parents = await self._evaluate_seeds()
         if not parents:
-            raise RuntimeError("no seed program evaluated OK, so there is nothing to prompt with; "
+            raise NoParentsError("no seed program evaluated OK, so there is nothing to prompt with; "
                                "see `evoprompt report` for their errors")
         for t in range(1, self.total_rounds + 1):
             self.counters.round = t

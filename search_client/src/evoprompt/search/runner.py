@@ -9,6 +9,7 @@ from typing import Any
 
 from evoprompt.sdk import AsyncEvaluatorClient
 from evoprompt.sdk.embedded import evaluator_or_embedded
+from evoprompt.sdk.errors import UserError
 
 from .config import SearchConfig
 from .lm import LanguageModel, make_lm
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 DB_NAME = "run.sqlite3"
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError, ValueError):
     """The run directory does not fit the request (a run exists without --resume, or none with it)."""
 
 
@@ -29,12 +30,18 @@ def prepare_run_dir(run_dir: Path, config: SearchConfig | None, resume: bool) ->
     if resume:
         if not (run_dir / "config.json").exists():
             raise RunDirError(f"{run_dir} holds no run to resume (no config.json)")
-        return SearchConfig.load(run_dir)
+        try:
+            return SearchConfig.load(run_dir)
+        except (OSError, ValueError, TypeError) as exc:  # unreadable, not JSON, or not a search's settings
+            raise RunDirError(f"cannot resume the run in {run_dir}: its config.json: {exc}") from exc
     if exists:
         raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --run-dir")
     if config is None:
         raise RunDirError("a new run needs its settings")
-    config.save(run_dir)
+    try:
+        config.save(run_dir)
+    except OSError as exc:
+        raise RunDirError(f"cannot write the run directory {run_dir}: {exc}") from exc
     return config
 
 

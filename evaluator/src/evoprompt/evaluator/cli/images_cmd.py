@@ -2,6 +2,9 @@
 
 evoprompt images build [NAME ...] [--force]   (default: the CPU images torch-cpu, jax-cpu, clrs-cpu)
 evoprompt images list                          (every image: name, tag, present yes/no)
+
+The images' settings (sandbox_base, build_dir, debian_mirror) are the evaluator's: defaults, --config's
+[evaluator] table, EVOPROMPT_<NAME> variables. Exit status: 0 done, 1 a build failed, 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -18,6 +22,8 @@ def add_parser(subparsers) -> None:
         description="Build the sandbox images offline (a debootstrapped Debian base and a host-side "
         "wheelhouse; no image registry needed) or list them with their current tags.",
     )
+    p.add_argument("--config", type=Path, default=None,
+                   help="TOML file with an [evaluator] table (sandbox_base, build_dir, debian_mirror)")
     actions = p.add_subparsers(dest="images_action", metavar="ACTION")
     actions.required = True
     b = actions.add_parser("build", help="build images whose current tag is missing")
@@ -33,8 +39,9 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _build(args: argparse.Namespace) -> int:
+def _build(args: argparse.Namespace, settings) -> int:
     from evoprompt.evaluator import image_builder, images
+    from evoprompt.sdk.errors import UserError
 
     def log(line: str) -> None:
         if not args.quiet:
@@ -44,16 +51,16 @@ def _build(args: argparse.Namespace) -> int:
     known = images.known_images()
     unknown = [n for n in names if n not in known]
     if unknown:
-        print(f"unknown image(s): {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
-        return 2
+        raise UserError(f"unknown image(s): {', '.join(unknown)}; known: {', '.join(known)}")
     for name in names:
         started = time.monotonic()
-        tag = image_builder.build_image(name, force=args.force, log=log)
+        tag = image_builder.build_image(name, force=args.force, log=log, sandbox_base=settings.sandbox_base,
+                                        build_dir=settings.build_dir, debian_mirror=settings.debian_mirror)
         print(f"{name}\t{tag}\t{time.monotonic() - started:.1f}s", flush=True)
     return 0
 
 
-def _list(args: argparse.Namespace) -> int:
+def _list(settings) -> int:
     from evoprompt.evaluator import images
 
     try:
@@ -63,7 +70,7 @@ def _list(args: argparse.Namespace) -> int:
         print(f"note: {e}", file=sys.stderr)
     rows = [("NAME", "TAG", "PRESENT")]
     for name in images.known_images():
-        tag = images.image_tag(name)
+        tag = images.image_tag(name, sandbox_base=settings.sandbox_base)
         present = "?" if client is None else ("yes" if images.image_present(client, tag) else "no")
         rows.append((name, tag, present))
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
@@ -74,11 +81,13 @@ def _list(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from evoprompt.evaluator.images import ImageBuildError
+    from evoprompt.evaluator.settings import load_settings
 
+    settings = load_settings(args.config)
+    if args.images_action == "list":
+        return _list(settings)
     try:
-        if args.images_action == "build":
-            return _build(args)
-        return _list(args)
-    except ImageBuildError as e:
-        print(f"error: {e}", file=sys.stderr)
+        return _build(args, settings)
+    except ImageBuildError as e:  # a build failed (exit 1); bad arguments or settings are exit 2
+        print(f"evoprompt images: {e}", file=sys.stderr)
         return 1

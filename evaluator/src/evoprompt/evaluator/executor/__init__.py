@@ -19,7 +19,8 @@ def make_executor(settings: EvaluatorSettings, instance: Instance) -> Executor:
 
         return RayExecutor(settings, f"{owner_key}#{instance.id}", owner_key)
     sandbox = make_sandbox(settings.backend, owner_key=owner_key, instance=instance.id, runtime=settings.runtime,
-                           gpu=bool(settings.gpus), build_images=settings.build_images)
+                           gpu=bool(settings.gpus), build_images=settings.build_images,
+                           image_settings=settings.image_settings)
     pool = PoolSettings(root=instance.dir / POOL, data_dir=instance.dir / DATA, slots=tuple(settings.slot_plan()),
                         limits=settings.limits, size=settings.pool_size, max_idle=settings.pool_max_idle,
                         frameworks=settings.frameworks)

@@ -114,10 +114,9 @@ class NodeAgent:
         """`slots`: what this node can run at once (one entry per slot, its GPU share or None); `name` and
         `home` default to the node's settings (EVOPROMPT_NODE_NAME, EVOPROMPT_HOME)."""
         self.config = config
-        if name is None or home is None:
-            settings = load_settings()
-            name = name or node_name(settings.node_name)
-            home = home or settings.home
+        settings = load_settings()  # this node's: its name, home and image settings
+        name = name or node_name(settings.node_name)
+        home = home or settings.home
         self.name = name
         self.slots = slots
         owner_key = f"{config.home_key or config.owner_key}|{self.name}"
@@ -126,7 +125,7 @@ class NodeAgent:
         self.work = self.instance.dir
         self.data_dir = self.work / DATA
         sandbox = make_sandbox(config.backend, owner_key=owner_key, instance=self.instance.id, runtime=config.runtime,
-                               gpu=config.gpu_share > 0)
+                               gpu=config.gpu_share > 0, image_settings=settings.image_settings)
         self.executor = LocalExecutor(sandbox, PoolSettings(
             root=self.work / POOL, data_dir=self.data_dir, slots=tuple(slots), limits=config.limits,
             size=config.pool_size, max_idle=config.pool_max_idle, frameworks=config.frameworks),

@@ -105,7 +105,8 @@ class RayExecutor(Executor):
 
     def sandbox_id(self, framework: str) -> str:
         """What the nodes must run each framework in (image tags are computed from the image folders)."""
-        return sandbox_id_for(self.settings.backend, framework, gpu=self.settings.ray_gpu_share > 0)
+        return sandbox_id_for(self.settings.backend, framework, gpu=self.settings.ray_gpu_share > 0,
+                              sandbox_base=self.settings.sandbox_base)
 
     def check(self, frameworks: list[str]) -> None:
         """Connect to the cluster; it must have a node that can run a slot."""

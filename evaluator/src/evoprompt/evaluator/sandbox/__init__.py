@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ..images import ImageSettings
 from .base import Box, GpuShare, Limits, PoolSettings, Sandbox, SandboxFailure, SandboxJob, SandboxRun
 
 
@@ -14,7 +15,7 @@ def owner_label(owner_key: str) -> str:
 
 
 def make_sandbox(backend: str, *, owner_key: str, instance: str = "", runtime: str = "", gpu: bool = False,
-                 build_images: bool = False) -> Sandbox:
+                 build_images: bool = False, image_settings: ImageSettings | None = None) -> Sandbox:
     """`owner_key` labels containers so that the instances of one home find theirs, `instance` says which
     instance started them (instance.py); `gpu` picks the CUDA images, `build_images` builds missing ones
     on first need (docker back-end)."""
@@ -26,13 +27,13 @@ def make_sandbox(backend: str, *, owner_key: str, instance: str = "", runtime: s
         from .docker import DockerSandbox
 
         return DockerSandbox(owner=owner_label(owner_key), runtime=runtime or None, gpu=gpu,
-                             build_missing=build_images, instance=instance)
+                             build_missing=build_images, instance=instance, image_settings=image_settings)
     raise ValueError(f"unknown sandbox back-end {backend!r}; choose docker or process")
 
 
 
 
-def sandbox_id_for(backend: str, framework: str, *, gpu: bool = False) -> str:
+def sandbox_id_for(backend: str, framework: str, *, gpu: bool = False, sandbox_base: str = "") -> str:
     """What `backend` runs `framework`'s candidates in, without making a sandbox (a Ray front door
     tells its nodes what they must run)."""
     if backend == "process":
@@ -42,7 +43,7 @@ def sandbox_id_for(backend: str, framework: str, *, gpu: bool = False) -> str:
     if backend == "docker":
         from ..images import FRAMEWORK_GPU_IMAGES, FRAMEWORK_IMAGES, image_tag
 
-        return image_tag((FRAMEWORK_GPU_IMAGES if gpu else FRAMEWORK_IMAGES)[framework])
+        return image_tag((FRAMEWORK_GPU_IMAGES if gpu else FRAMEWORK_IMAGES)[framework], sandbox_base=sandbox_base)
     raise ValueError(f"unknown sandbox back-end {backend!r}; choose docker or process")
 
 

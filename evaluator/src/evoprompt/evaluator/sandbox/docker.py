@@ -25,7 +25,7 @@ from typing import Any
 
 from evoprompt.sdk.errors import EvaluatorUnavailableError
 
-from ..images import FRAMEWORK_GPU_IMAGES, FRAMEWORK_IMAGES, ImageBuildError, image_tag
+from ..images import FRAMEWORK_GPU_IMAGES, FRAMEWORK_IMAGES, ImageBuildError, ImageSettings, image_tag
 from .base import Box, Sandbox, SandboxFailure, SandboxRun, TailBuffer, gpu_env
 
 log = logging.getLogger(__name__)
@@ -115,11 +115,12 @@ class DockerSandbox(Sandbox):
     poll_seconds = 0.1
 
     def __init__(self, owner: str, runtime: str | None = None, client: Any = None, gpu: bool = False,
-                 build_missing: bool = False, instance: str = "") -> None:
+                 build_missing: bool = False, instance: str = "", image_settings: ImageSettings | None = None) -> None:
         """`owner`: the home's label; `instance`: the server's (instance.py), on every container it starts.
         `build_missing`: build a missing image on first need instead of failing with the command that
-        builds it."""
+        builds it; `image_settings`: what the images are built from and where (the evaluator's settings)."""
         self.owner = owner
+        self.image_settings = image_settings or ImageSettings()
         self.instance = instance
         self.images = FRAMEWORK_GPU_IMAGES if gpu else FRAMEWORK_IMAGES
         self.runtime = runtime
@@ -144,7 +145,7 @@ class DockerSandbox(Sandbox):
         return self._client
 
     def sandbox_id(self, framework: str) -> str:
-        return image_tag(self.images[framework])  # as sandbox_id_for("docker", ...)
+        return image_tag(self.images[framework], sandbox_base=self.image_settings.sandbox_base)  # as sandbox_id_for
 
     def check(self, frameworks: list[str]) -> None:
         """The engine answers, and each framework's image is there (built now when build_missing)."""
@@ -174,7 +175,7 @@ class DockerSandbox(Sandbox):
         with self._build_lock:  # one build at a time; the others find the image when it is done
             if not image_present(self.client, tag):
                 log.warning("building the sandbox image %s on first need (minutes, once)", tag)
-                build_image(self.images[framework], log=log.info)
+                build_image(self.images[framework], log=log.info, **self.image_settings.as_kwargs())
 
     @contextlib.contextmanager
     def _engine(self, framework: str = "") -> Iterator[None]:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..client import EvaluatorClient
+from ..errors import UserError
 
 
 def add_access_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,5 +21,12 @@ def client_for(args: argparse.Namespace, endpoint: str, *, remote: bool = True) 
     """A client of `endpoint`; token and TLS apply to a remote evaluator only (an embedded one has neither)."""
     if not remote:
         return EvaluatorClient(endpoint)
-    tls = {"tls": True, "root_certificates": args.tls_ca.read_bytes()} if args.tls_ca else {}
+    tls = {"tls": True, "root_certificates": _read(args.tls_ca, "--tls-ca")} if args.tls_ca else {}
     return EvaluatorClient(endpoint, token=args.token, **tls)
+
+
+def _read(path: Path, flag: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {flag} {path}: {exc.strerror or exc}") from exc

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from .access import add_access_arguments, client_for
-from .expectations import Sample, SampleError, find_files, load_sample
+from .expectations import Sample, find_files, load_sample
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,9 +84,12 @@ def _evaluate(args: argparse.Namespace, samples: list[Sample], single: bool) -> 
     width = max(len(s.label) for s in samples)
     frameworks = sorted({s.request.framework for s in samples})
     with contextlib.ExitStack() as stack:
-        endpoint = stack.enter_context(evaluator_or_embedded(
-            args.evaluator, frameworks=frameworks, backend=args.backend, slots=1, home=args.home,
-            timeout=args.timeout or None))
+        try:
+            endpoint = stack.enter_context(evaluator_or_embedded(
+                args.evaluator, frameworks=frameworks, backend=args.backend, slots=1, home=args.home,
+                timeout=args.timeout or None))
+        except OSError as exc:  # the embedded server's --home folder or port
+            raise UserError(f"cannot start an evaluator here: {exc}") from exc
         client = stack.enter_context(client_for(args, endpoint, remote=bool(args.evaluator)))
         if single:
             return [(samples[0], client.evaluate_request(samples[0].request))]
@@ -104,23 +108,15 @@ def _evaluate(args: argparse.Namespace, samples: list[Sample], single: bool) -> 
 
 def run(args: argparse.Namespace) -> int:
     from .._core import with_request_ids
-    from ..errors import EvaluatorError
 
-    try:
-        samples = [load_sample(path, label, task=args.task, framework=args.framework, max_steps=args.max_steps,
-                               seed=args.seed, timeout_seconds=args.timeout)
-                   for path, label in find_files(args.paths)]
-    except SampleError as exc:
-        print(f"evoprompt evaluate: {exc}", file=sys.stderr)
-        return 2
+    # A bad file or argument, or no evaluator (UserError): `evoprompt` prints it and exits 2
+    samples = [load_sample(path, label, task=args.task, framework=args.framework, max_steps=args.max_steps,
+                           seed=args.seed, timeout_seconds=args.timeout)
+               for path, label in find_files(args.paths)]
     requests = with_request_ids([s.request for s in samples])  # to match streamed results to files
     samples = [Sample(s.path, s.label, s.expect, r) for s, r in zip(samples, requests, strict=True)]
     single = len(samples) == 1 and not args.paths[0].is_dir()  # one file: its scores, as a table or JSON
-    try:
-        outcomes = _evaluate(args, samples, single)
-    except (EvaluatorError, OSError, ValueError, RuntimeError) as exc:  # no evaluator, settings, TLS file, image
-        print(f"evoprompt evaluate: {exc}", file=sys.stderr)
-        return 2
+    outcomes = _evaluate(args, samples, single)
     mismatched = [s.label for s, r in outcomes if r.status is not s.expect]
     if single:
         result = outcomes[0][1]
@@ -131,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
     if args.junit_xml:
         from .junit import write_junit
 
-        write_junit(args.junit_xml, outcomes)
+        try:
+            write_junit(args.junit_xml, outcomes)
+        except OSError as exc:
+            raise UserError(f"cannot write --junit-xml {args.junit_xml}: {exc}") from exc
     return 1 if mismatched else 0
 

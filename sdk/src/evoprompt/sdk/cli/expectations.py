@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UserError
 from ..limits import MAX_CODE_BYTES
 from ..types import EvaluationRequest, Status
 
@@ -22,7 +23,7 @@ HEADER_LINES = 20
 KEYS = ("expect", "task", "framework", "max-steps")
 
 
-class SampleError(ValueError):
+class SampleError(UserError, ValueError):
     """A sample cannot be evaluated as given (unreadable, bad header, no task); says which and why."""
 
 

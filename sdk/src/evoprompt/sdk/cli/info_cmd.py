@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 
 from .access import add_access_arguments, client_for
@@ -29,14 +28,8 @@ def add_info_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace, show) -> int:
-    from ..errors import EvaluatorError
-
-    try:
-        with client_for(args, args.evaluator) as client:
-            show(client)
-    except (EvaluatorError, OSError, ValueError) as exc:
-        print(f"evoprompt {args.command}: {exc}", file=sys.stderr)
-        return 2
+    with client_for(args, args.evaluator) as client:  # no server, a bad address or CA file: UserError, exit 2
+        show(client)
     return 0
 
 

@@ -3,6 +3,11 @@
 Each distribution registers its subcommands in the `evoprompt.commands` entry-point group (a
 function that adds an argparse sub-parser), so `evoprompt --help` lists only what works here and a
 command of a part that is not installed says which distribution brings it.
+
+Errors are handled here, once: a `UserError` (a bad argument, setting or file, no evaluator; each
+part's own user errors subclass it) prints `evoprompt COMMAND: MESSAGE` and exits 2; anything else
+is a bug and propagates with its traceback. Commands catch nothing broader than the one failure
+they turn into a `UserError` with a clearer message.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import sys
 from collections.abc import Callable
 from importlib import metadata
 
+from ..errors import UserError
+
 COMMAND_GROUP = "evoprompt.commands"
 
 # Where each command of the project lives, for the message when its distribution is missing.
@@ -22,6 +29,7 @@ PROVIDED_BY = {
     "info": "evoprompt-sdk",
     "serve": "evoprompt-evaluator",
     "images": "evoprompt-evaluator",
+    "cache": "evoprompt-evaluator",
     "search": "evoprompt-search",
     "report": "evoprompt-search",
     "demo": "evoprompt-search",
@@ -71,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.run(args) or 0)
+    except UserError as exc:
+        print(f"evoprompt {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

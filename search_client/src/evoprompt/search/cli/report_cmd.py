@@ -22,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from evoprompt.sdk.errors import UserError
     from evoprompt.search.report import DB_NAME, write_report
 
     run_dir: Path = args.dir
@@ -34,9 +35,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         page = write_report(run_dir)
         summary = json.loads((page.parent / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, sqlite3.Error, ValueError) as exc:
-        print(f"evoprompt report: cannot report on {run_dir}: {exc}", file=sys.stderr)
-        return 2
+    except (OSError, sqlite3.Error) as exc:  # the run directory or its database (exit 2)
+        raise UserError(f"cannot report on {run_dir}: {exc}") from exc
     if args.json:
         print(json.dumps(summary))
     else:

@@ -8,7 +8,6 @@ alpha=0.5). A killed run continues with --resume and the same --run-dir.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -41,27 +40,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evoprompt.sdk import EvaluatorError
+    from evoprompt.sdk.errors import UserError
     from evoprompt.search.config import SearchConfig
-    from evoprompt.search.lm import LMConfigError
     from evoprompt.search.report import summarize, write_report
-    from evoprompt.search.runner import RunDirError, run_search
+    from evoprompt.search.runner import run_search
 
-    try:
-        config = None
-        if not args.resume:
-            missing = [f"--{n}" for n in ("task", "framework", "lm") if not getattr(args, n)]
-            if missing:
-                raise ValueError(f"a new search needs {', '.join(missing)}")
-            config = SearchConfig(task=args.task, framework=args.framework, lm=args.lm, rounds=args.rounds,
-                                  prompts=args.prompts, samples=args.samples, parents=args.parents,
-                                  shots=args.shots, alpha=args.alpha, max_steps=args.max_steps, seed=args.seed,
-                                  mode=args.mode, prompt_tuning=args.prompt_tuning)
-        config = run_search(config, args.run_dir, resume=args.resume, evaluator=args.evaluator,
-                            backend=args.backend, slots=args.slots, progress=not args.no_progress)
-    except (ValueError, RunDirError, LMConfigError, EvaluatorError, RuntimeError) as exc:
-        print(f"evoprompt search: {exc}", file=sys.stderr)
-        return 2
+    # bad flags, run directory or LM, no evaluator, no seed that evaluates: a UserError, exit 2
+    config = None
+    if not args.resume:
+        missing = [f"--{n}" for n in ("task", "framework", "lm") if not getattr(args, n)]
+        if missing:
+            raise UserError(f"a new search needs {', '.join(missing)}")
+        config = SearchConfig(task=args.task, framework=args.framework, lm=args.lm, rounds=args.rounds,
+                              prompts=args.prompts, samples=args.samples, parents=args.parents,
+                              shots=args.shots, alpha=args.alpha, max_steps=args.max_steps, seed=args.seed,
+                              mode=args.mode, prompt_tuning=args.prompt_tuning)
+    run_search(config, args.run_dir, resume=args.resume, evaluator=args.evaluator,
+               backend=args.backend, slots=args.slots, progress=not args.no_progress)
     report = write_report(args.run_dir)
     summary = summarize(args.run_dir)
     best = summary.get("best") or {}

@@ -7,6 +7,8 @@ import abc
 from dataclasses import dataclass
 from pathlib import Path
 
+from evoprompt.sdk.errors import UserError
+
 from ..prompt import Prompt
 
 
@@ -14,7 +16,7 @@ class LMError(Exception):
     """A back-end failed in a way the run records and survives (a bad answer, a server error)."""
 
 
-class LMConfigError(ValueError):
+class LMConfigError(UserError, ValueError):
     """The LM cannot be used as asked (bad spec, no weights, tuning a back-end that cannot tune)."""
 
 

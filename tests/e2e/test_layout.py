@@ -97,8 +97,8 @@ def evaluator_imports(path: Path, package: tuple[str, ...]) -> set[tuple[str, ..
                 base = base[2:] if base else None
             if base is None:
                 continue
-            # `from . import x` names a module; `from .m import f` names m
-            targets = [base + (a.name,) for a in node.names] if not node.module else [base]
+            # `from . import x` (or `from evoprompt.evaluator import x`) names a module; `from .m import f` names m
+            targets = [base + (a.name,) for a in node.names] if not node.module or not base else [base]
         else:
             continue
         for target in targets:
@@ -126,7 +126,8 @@ def test_the_evaluator_s_layers_never_reach_up():
 
 def test_the_layer_check_sees_a_function_local_import_that_reaches_up(tmp_path):
     module = tmp_path / "docker.py"
-    module.write_text("def f():\n    from ..scheduler import Scheduler\n    from . import base\n")
+    module.write_text("def f():\n    from ..scheduler import Scheduler\n    from . import base\n"
+                      "    from evoprompt.evaluator import server\n")
     targets = evaluator_imports(module, ("sandbox",))
-    assert ("scheduler",) in targets and ("sandbox", "base") in targets
+    assert ("scheduler",) in targets and ("sandbox", "base") in targets and ("server",) in targets
     assert evaluator_layer(("scheduler",)) > evaluator_layer(("sandbox", "docker"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from .files import remove_tree
 
+log = logging.getLogger(__name__)
 LOCK_SUFFIX = ".lock"
 
 
@@ -58,14 +60,21 @@ class Instance:
 
 
 def is_live(root: Path, instance_id: str) -> bool:
-    """Whether the instance `instance_id` of `root` still runs (its lock is held)."""
+    """Whether the instance `instance_id` of `root` still runs (its lock is held). In doubt (a lock that
+    cannot be asked about), live: nothing is ever removed on a guess."""
     try:
-        fd = os.open(Instance.lock_path(root, instance_id), os.O_RDONLY)
+        fd = os.open(Instance.lock_path(root, instance_id), os.O_RDWR)  # NFS's emulated flock needs write
     except (FileNotFoundError, NotADirectoryError):
         return False
+    except OSError as exc:
+        log.warning("cannot open the lock of evaluator %s in %s (%s): treating it as live", instance_id, root, exc)
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        return True
+    except OSError as exc:
+        log.warning("cannot test the lock of evaluator %s in %s (%s): treating it as live", instance_id, root, exc)
         return True
     finally:
         os.close(fd)  # closing drops a lock this call took

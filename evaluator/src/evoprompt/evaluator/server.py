@@ -23,7 +23,7 @@ from evoprompt.sdk.proto import evaluator_pb2_grpc as pb_grpc
 
 from .auth import BearerTokenInterceptor
 from .executor import Executor, make_executor
-from .instance import Instance
+from .instance import Instance, remove_dead
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .servicer import EvaluatorServicer
@@ -45,6 +45,7 @@ def create_grpc_server(max_workers: int, token: str = "") -> grpc.Server:
             ("grpc.keepalive_time_ms", 60_000),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.so_reuseport", 0),  # a second server on a port in use fails to start instead of sharing it
         ],
         maximum_concurrent_rpcs=max_workers,
         interceptors=[BearerTokenInterceptor(token)] if token else [],
@@ -121,6 +122,7 @@ class EvaluatorServer:
         log.info("held-out data: %s", ", ".join(f"{n} {t.data_id}" for n, t in self.tasks.items()))
         self.instance = Instance(s.work_dir)
         executor = self.executor = self.executor or make_executor(s, self.instance)
+        self._executor_started = True  # closed on any failure from here on (closing an unstarted one is safe)
         if executor.backend == "process":
             log.warning("the process back-end is NOT a security boundary: candidates run as this user, "
                         "with its files and network; use it only for code you would run yourself")
@@ -129,8 +131,10 @@ class EvaluatorServer:
         else:
             frameworks = sorted({fw for t in self.tasks.values() for fw in t.frameworks})
             executor.check([] if s.build_images else frameworks)
-        self._executor_started = True
         executor.start()
+        removed = remove_dead(self.instance.root, keep=self.instance.id)  # whatever the executor: folders
+        if removed:
+            log.info("removed the work folders of dead evaluators of this home: %s", ", ".join(removed))
         self._store = ResultStore(s.store_path)
         self._scheduler = Scheduler(executor, self._store, queue_capacity=s.queue_capacity,
                                     work_dir=self.instance.dir, limits=s.limits)

@@ -101,7 +101,7 @@ class EvaluatorSettings:
                               means="the checkout's build/, else ~/.cache/evoprompt/build")
     debian_mirror: str = _setting(DEFAULT_DEBIAN_MIRROR, "Debian mirror debootstrap makes the sandbox base from")
     node_name: str = _setting("", "this machine's name as a Ray node, in `worker` and its sandboxes' labels",
-                              means="the host name plus the Ray node id",
+                              means="the host name",
                               serve=False)  # one per node: the agent reads it (EVOPROMPT_NODE_NAME), not the front door
 
     @property
@@ -191,6 +191,15 @@ def load_settings(config: Path | None = None, overrides: dict[str, Any] | None =
         raise SettingsError(f"unknown evaluator setting(s): {', '.join(sorted(unknown))}")
     typed = {k: _coerce(k, v, getattr(base, k)) for k, v in values.items()}
     return validate_settings(replace(base, **typed))
+
+
+def setting_field_from_environment(name: str) -> Any:
+    """One setting from its EVOPROMPT_<NAME> variable alone (else its default), for an embedded server
+    that takes nothing else from the environment (embedded.py: the images' settings)."""
+    f = next(f for f in fields(EvaluatorSettings) if f.name == name)
+    default = _default(f)
+    raw = os.environ.get(f"{ENV_PREFIX}{name.upper()}")
+    return default if raw is None else _coerce(name, raw, default)
 
 
 def validate_settings(settings: EvaluatorSettings) -> EvaluatorSettings:

@@ -42,7 +42,7 @@ class LocalExecutor(Executor):
             reaped = self.sandbox.reap(lambda instance_id: is_live(root, instance_id))
             if reaped:
                 log.warning("removed %d sandbox(es) left behind by a dead evaluator of this home", reaped)
-            removed = remove_dead(root, keep=self.instance.id)
+            removed = remove_dead(root, keep=self.instance.id)  # after their containers: nothing writes there
             if removed:
                 log.info("removed the work folders of dead evaluators: %s", ", ".join(removed))
         if self.pool_settings.size > 0:

@@ -93,6 +93,8 @@ class RayExecutor(Executor):
         self._config: AgentConfig | None = None
         self._slots: list[GpuShare | None] = []
         self._names: dict[str, str] = {}  # Ray node id -> the name its agent goes by
+        self._refused: set[str] = set()  # Ray node ids refused for a name another node has
+        self._ensure_lock = threading.Lock()
         self._agents: dict[str, Any] = {}  # Ray node id -> its agent
         self._data: dict[str, Any] = {}  # data file name -> ObjectRef of its bytes
         self._lock = threading.Lock()
@@ -167,40 +169,45 @@ class RayExecutor(Executor):
 
     def _ensure_agents(self, strict: bool = False) -> None:
         """An agent on every live node that can run a slot. A node whose name another live node already
-        has gets none (its evaluations would be indistinguishable, `worker` ambiguous): logged, or with
-        `strict` (at start) refused with the fix."""
+        has gets none (its evaluations would be indistinguishable, `worker` ambiguous) and is not asked
+        again: logged, or with `strict` (at start) refused with the fix. One caller at a time (the
+        watcher, and runs whose node was lost)."""
         import ray
 
         assert self._config is not None
-        alive = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
-        with self._lock:
-            for node_id in [n for n in self._agents if n not in alive]:
-                del self._agents[node_id]
-                self._names.pop(node_id, None)
-            started = {}
-            for node_id, node in alive.items():
-                slots = node_slots(node["Resources"], self._config)
-                if slots and node_id not in self._agents:
-                    started[node_id] = start_agent(self._config, node_id, slots)
-        names = dict(zip(started, ray.get([a.node_name.remote() for a in started.values()], timeout=120),
-                         strict=True)) if started else {}
-        with self._lock:
+        with self._ensure_lock:
+            alive = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
+            with self._lock:
+                for node_id in [n for n in {*self._agents, *self._names} if n not in alive]:
+                    self._agents.pop(node_id, None)
+                    self._names.pop(node_id, None)
+                wanted = {node_id: node_slots(node["Resources"], self._config) for node_id, node in alive.items()
+                          if node_id not in self._agents and node_id not in self._refused}
+            started = {node_id: start_agent(self._config, node_id, slots) for node_id, slots in wanted.items() if slots}
+            refusals = []
             for node_id, agent in started.items():
-                taken = {n: i for i, n in self._names.items()}
-                if names[node_id] in taken:
-                    message = (f"two Ray nodes are both called {names[node_id]!r} (nodes {taken[names[node_id]][:8]} "
-                               f"and {node_id[:8]}; the host name unless EVOPROMPT_NODE_NAME is set): give each "
-                               "node on a host its own EVOPROMPT_NODE_NAME and restart it")
-                    with contextlib.suppress(Exception):
-                        ray.get(agent.close.remote(), timeout=60)
-                    with contextlib.suppress(Exception):
-                        ray.kill(agent)
-                    if strict:
-                        raise EvaluatorUnavailableError(message)
-                    log.error("%s; the second gets no evaluations", message)
+                try:
+                    name = ray.get(agent.node_name.remote(), timeout=120)
+                except Exception as exc:  # noqa: BLE001 - that node's agent cannot start: the others still can
+                    log.error("the agent on Ray node %s did not start: %s", node_id[:8], exc)
                     continue
-                self._agents[node_id] = agent
-                self._names[node_id] = names[node_id]
+                with self._lock:
+                    other = next((i for i, n in self._names.items() if n == name and i != node_id), None)
+                    if other is None:
+                        self._agents[node_id], self._names[node_id] = agent, name
+                        continue
+                    self._refused.add(node_id)
+                message = (f"two Ray nodes are both called {name!r} (nodes {other[:8]} and {node_id[:8]}; the "
+                           "host name unless EVOPROMPT_NODE_NAME is set): give each node on a host its own "
+                           "EVOPROMPT_NODE_NAME and restart it")
+                refusals.append(message)
+                with contextlib.suppress(Exception):
+                    ray.get(agent.close.remote(), timeout=60)
+                with contextlib.suppress(Exception):
+                    ray.kill(agent)
+                log.error("%s; the second gets no agent (evaluations Ray places there run elsewhere)", message)
+            if strict and refusals:
+                raise EvaluatorUnavailableError(refusals[0])
 
     def _watch_nodes(self) -> None:
         while not self._closed.wait(WATCH_SECONDS):
@@ -310,6 +317,7 @@ class RayExecutor(Executor):
                     placed.agent.cancel.remote(remote.job_id)
                 with self._lock:
                     self._agents.pop(placed.node_id, None)
+                    self._names.pop(placed.node_id, None)
             raise
         finally:
             self._placed.pop(remote.job_id, None)

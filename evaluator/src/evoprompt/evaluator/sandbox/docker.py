@@ -249,14 +249,17 @@ class DockerSandbox(Sandbox):
         evaluator kills a container only when it stopped it itself (`run.stopped`), so any logged kill of
         a container that was not stopped came from elsewhere; a candidate killing its own processes
         leaves no such entry."""
-        events = self.client.api.events(since=int(box.created_at) - 1, until=f"{time.time():.9f}",
+        now = self.client.info().get("SystemTime", "")  # the engine's clock: `until` must not be its future
+        until = _unix_time(now) if now else time.time()
+        events = self.client.api.events(since=int(box.created_at) - 60, until=f"{until:.9f}",
                                          filters={"container": handle.id, "event": "kill"}, decode=True)
         try:
             for event in events:
                 sent = str(event.get("Actor", {}).get("Attributes", {}).get("signal", "?"))
                 return signal.Signals(int(sent)).name if sent.isdigit() else sent
         finally:
-            events.close()
+            with contextlib.suppress(Exception):
+                events.close()
         return ""
 
     def destroy(self, handle: Any) -> None:
@@ -267,13 +270,24 @@ class DockerSandbox(Sandbox):
         """Remove the containers of this owner whose instance is dead (or that carry none: an earlier
         version's): leftovers of a server that died mid-evaluation."""
         with self._engine():
-            containers = self.client.containers.list(
-                all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_OWNER}={self.owner}"]})
+            containers = self.client.containers.list(  # another instance may remove one while this lists
+                all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_OWNER}={self.owner}"]}, ignore_removed=True)
             dead = [c for c in containers if c.labels.get(LABEL_INSTANCE) != self.instance
                     and not live(c.labels.get(LABEL_INSTANCE, ""))]
             for container in dead:
                 _remove(container)
         return len(dead)
+
+
+def _unix_time(rfc3339: str) -> float:
+    """Docker's RFC 3339 time with nanoseconds ("2026-12-03T10:00:00.123456789Z") as seconds since the epoch."""
+    import datetime
+
+    whole, _, rest = rfc3339.partition(".")
+    fraction = "".join(ch for ch in rest if ch.isdigit())
+    zone = rest[len(fraction):] if rest else rfc3339[19:]
+    stamp = datetime.datetime.fromisoformat(whole[:19] + (zone.replace("Z", "+00:00") or "+00:00"))
+    return stamp.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 def _wait(container: Any, seconds: float) -> int | None:

@@ -101,7 +101,10 @@ def remove_dead(root: Path, keep: str) -> list[str]:
         else:
             remove_tree(entry)
         removed.append(instance_id)
-    return sorted(set(removed))
+    removed = sorted(set(removed))
+    if removed:
+        log.info("removed the work folders of dead evaluators in %s: %s", root, ", ".join(removed))
+    return removed
 
 
 # the folders of an instance's work folder

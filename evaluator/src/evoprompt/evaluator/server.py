@@ -131,10 +131,8 @@ class EvaluatorServer:
         else:
             frameworks = sorted({fw for t in self.tasks.values() for fw in t.frameworks})
             executor.check([] if s.build_images else frameworks)
-        executor.start()
-        removed = remove_dead(self.instance.root, keep=self.instance.id)  # whatever the executor: folders
-        if removed:
-            log.info("removed the work folders of dead evaluators of this home: %s", ", ".join(removed))
+        executor.start()  # dead instances' sandboxes first, then their folders: nothing writes there
+        remove_dead(self.instance.root, keep=self.instance.id)
         self._store = ResultStore(s.store_path)
         self._scheduler = Scheduler(executor, self._store, queue_capacity=s.queue_capacity,
                                     work_dir=self.instance.dir, limits=s.limits)

@@ -32,7 +32,7 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def start(self) -> None:
-        """Remove what dead instances left (never a live one's) and start sandboxes ahead of need."""
+        """Remove the sandboxes dead instances left (never a live one's) and start sandboxes ahead of need."""
 
     @abc.abstractmethod
     def slots(self) -> list[GpuShare | None]:

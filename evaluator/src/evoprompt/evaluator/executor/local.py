@@ -7,7 +7,7 @@ import threading
 
 from evoprompt.sdk.types import NodeInfo
 
-from ..instance import Instance, is_live, remove_dead
+from ..instance import Instance, is_live
 from ..sandbox.base import GpuShare, PoolSettings, Sandbox, SandboxJob, SandboxRun
 from ..sandbox.lifecycle import run_job
 from ..sandbox.pool import WarmPool
@@ -37,14 +37,11 @@ class LocalExecutor(Executor):
         self.sandbox.check(frameworks)
 
     def start(self) -> None:
-        if self.instance is not None:
+        if self.instance is not None:  # their folders are the instance owner's to remove (instance.remove_dead)
             root = self.instance.root
             reaped = self.sandbox.reap(lambda instance_id: is_live(root, instance_id))
             if reaped:
                 log.warning("removed %d sandbox(es) left behind by a dead evaluator of this home", reaped)
-            removed = remove_dead(root, keep=self.instance.id)  # after their containers: nothing writes there
-            if removed:
-                log.info("removed the work folders of dead evaluators: %s", ", ".join(removed))
         if self.pool_settings.size > 0:
             self.pool = WarmPool(self.sandbox, self.pool_settings)
 

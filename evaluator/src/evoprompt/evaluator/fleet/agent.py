@@ -25,7 +25,7 @@ from evoprompt.sdk.types import NodeInfo
 
 from ..executor.local import LocalExecutor
 from ..files import directory_bytes, remove_tree
-from ..instance import DATA, JOBS, POOL, Instance
+from ..instance import DATA, JOBS, POOL, Instance, remove_dead
 from ..protocol import CHOICE, PREDICTIONS, SPEC, VALIDATED, open_to_sandbox, write_input_file
 from ..sandbox import make_sandbox
 from ..sandbox.base import GpuShare, PoolSettings, SandboxJob, SandboxRun
@@ -146,7 +146,8 @@ class NodeAgent:
             if self._ready:
                 return ""
             try:
-                self.executor.start()
+                self.executor.start()  # dead agents' sandboxes first, then their folders: nothing writes there
+                remove_dead(self.instance.root, keep=self.instance.id)
             except Exception as exc:  # noqa: BLE001 - no engine yet: the agent stays up and says so
                 if str(exc) != self.problem:
                     log.error("node %s cannot run sandboxes: %s", self.name, exc)
@@ -265,8 +266,8 @@ class NodeAgent:
     def info(self) -> NodeInfo:
         with self._lock:
             running = sum(1 for r in self._relays.values() if r.running and r.ended_at is None)
-        gpus = tuple(sorted({s.device_id for s in self.slots if s is not None}))
-        return NodeInfo(self.name, len(self.slots), max(0, len(self.slots) - running), gpus, self.executor.warm())
+        (node,) = self.executor.nodes(running)
+        return node
 
     def close(self) -> None:
         """Stop the node's warm pool (its waiting sandboxes removed); running jobs are cancelled."""

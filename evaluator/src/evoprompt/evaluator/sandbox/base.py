@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 from ..protocol import INPUT_DIR, OUTPUT_DIR
 
+HARNESS_MAX_WAIT = 4 * 3600.0  # a waiting harness gives up after this: the pool recycles it far earlier
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -15,6 +15,7 @@ framework and waits for the job folder only it mounts; it runs one job and is re
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import signal
 import threading
@@ -26,7 +27,7 @@ from typing import Any
 from evoprompt.sdk.errors import EvaluatorUnavailableError
 
 from ..images import FRAMEWORK_GPU_IMAGES, FRAMEWORK_IMAGES, ImageBuildError, ImageSettings, image_tag
-from .base import Box, Sandbox, SandboxFailure, SandboxRun, TailBuffer, gpu_env
+from .base import HARNESS_MAX_WAIT, Box, Sandbox, SandboxFailure, SandboxRun, TailBuffer, gpu_env
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ LABEL_OWNER = "evoprompt.owner"
 LABEL_INSTANCE = "evoprompt.instance"
 LABEL_JOB = "evoprompt.job"
 LABEL_IMAGE = "evoprompt.image"
-HARNESS_MAX_WAIT = 4 * 3600.0  # a waiting harness gives up after this: the pool recycles it far earlier
 
 
 def container_spec(box: Box, image: str, owner: str, data_dir: Path | None = None,
@@ -250,7 +250,7 @@ class DockerSandbox(Sandbox):
         a container that was not stopped came from elsewhere; a candidate killing its own processes
         leaves no such entry."""
         now = self.client.info().get("SystemTime", "")  # the engine's clock: `until` must not be its future
-        until = _unix_time(now) if now else time.time()
+        until = datetime.datetime.fromisoformat(now).timestamp() if now else time.time()
         events = self.client.api.events(since=int(box.created_at) - 60, until=f"{until:.9f}",
                                          filters={"container": handle.id, "event": "kill"}, decode=True)
         try:
@@ -277,17 +277,6 @@ class DockerSandbox(Sandbox):
             for container in dead:
                 _remove(container)
         return len(dead)
-
-
-def _unix_time(rfc3339: str) -> float:
-    """Docker's RFC 3339 time with nanoseconds ("2026-12-03T10:00:00.123456789Z") as seconds since the epoch."""
-    import datetime
-
-    whole, _, rest = rfc3339.partition(".")
-    fraction = "".join(ch for ch in rest if ch.isdigit())
-    zone = rest[len(fraction):] if rest else rfc3339[19:]
-    stamp = datetime.datetime.fromisoformat(whole[:19] + (zone.replace("Z", "+00:00") or "+00:00"))
-    return stamp.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 def _wait(container: Any, seconds: float) -> int | None:

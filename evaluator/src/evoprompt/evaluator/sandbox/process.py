@@ -19,11 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .base import Box, Sandbox, SandboxRun, TailBuffer, gpu_env
+from .base import HARNESS_MAX_WAIT, Box, Sandbox, SandboxRun, TailBuffer, gpu_env
 
 STDERR_LOG = "stderr.log"  # in the box, beside the job's folders: the harness's stderr
 SCRATCH = "scratch"  # in the box: the harness's HOME and TMPDIR
-HARNESS_MAX_WAIT = 4 * 3600.0  # a waiting harness gives up after this: the pool recycles it far earlier
 
 # Sets the rlimits, then becomes the harness. Done in the child rather than in a preexec_fn:
 # running Python between fork and exec in a process with gRPC's threads crashes the child.

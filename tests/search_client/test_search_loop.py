@@ -11,11 +11,11 @@ import pytest
 from evoprompt.evaluator.server import EvaluatorServer
 from evoprompt.evaluator.settings import load_settings
 from evoprompt.search.config import SearchConfig
-from evoprompt.search.lm.base import LanguageModel, LMConfigError, LMError
+from evoprompt.search.lm.base import LanguageModel, LMConfigError, LMError, Usage
 from evoprompt.search.prompt import Prompt
 from evoprompt.search.runner import RunDirError, run_search
 from evoprompt.search.store import RunStore
-from tests.support.fakes import FakeExecutor
+from tests.support.fakes import FAKE_SHAPE_ERROR, FakeExecutor
 
 
 class ScriptedLM(LanguageModel):
@@ -28,7 +28,8 @@ class ScriptedLM(LanguageModel):
         self.junk_every, self.repeat_every, self.fail_prompts = junk_every, repeat_every, fail_prompts
         self.crash_after = crash_after
 
-    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int) -> list[str]:
+    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int,
+                       usage: Usage | None = None) -> list[str]:
         self.calls.append((prompt.text, num_samples, temperature, seed))
         if self.crash_after is not None and len(self.calls) > self.crash_after:
             raise KeyboardInterrupt  # stands in for kill -9: nothing after this point runs
@@ -41,7 +42,8 @@ class ScriptedLM(LanguageModel):
             elif self.repeat_every and i % self.repeat_every == 0:
                 outputs.append("    pass\n")
             else:
-                outputs.append(f"    pass  # {seed}-{i}-{'x' * (seed % 97 + i)}\n")
+                # distinct programs (not only distinct comments, which the normalised hash ignores)
+                outputs.append(f"    width = {seed % 100_003 * 100 + i}  # {'x' * (seed % 97 + i)}\n")
         return outputs
 
 
@@ -221,3 +223,104 @@ def test_fitness_is_the_papers():
     assert fitness(EvaluationResult(request_id="a", status=Status.OK, num_params=10, val_accuracy=0.5), 0.5) is None
     assert fitness(EvaluationResult(request_id="a", status=Status.RUNTIME_ERROR), 0.5) is None
     assert asyncio.iscoroutinefunction(ScriptedLM.generate)
+
+
+class RepairingLM(LanguageModel):
+    """Writes children that crash (FAKE_SHAPE_ERROR) or do not parse; answers a repair prompt with a
+    program that works after `fixed_after` repairs of the same lineage (the broken code's generation)."""
+
+    def __init__(self, fixed_after: int = 1, crash_after: int | None = None) -> None:
+        super().__init__("repairing")
+        self.fixed_after, self.crash_after = fixed_after, crash_after
+        self.repair_prompts: list[Prompt] = []
+        self.calls = 0
+
+    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int,
+                       usage: Usage | None = None) -> list[str]:
+        self.calls += 1
+        if self.crash_after is not None and self.calls > self.crash_after:
+            raise KeyboardInterrupt
+        if usage is not None:
+            usage.prompt_tokens += len(prompt.text.split())
+            usage.completion_tokens += 10 * num_samples
+        if prompt.text.startswith("# This program"):
+            self.repair_prompts.append(prompt)
+            generation = prompt.examples[0].code.count("# repaired") + 1
+            mark = "\n    # repaired" * generation
+            body = "    pass" if generation >= self.fixed_after else f"    x = '{FAKE_SHAPE_ERROR}'"
+            return [f"{body}  # seed {seed}{mark}\n    width = {seed}\n"]
+        # sample 0: a crash before training; sample 1: a syntax error; the rest: programs that train
+        return [f"    x = '{FAKE_SHAPE_ERROR}'\n    width = {seed}\n", f"    def forward(self x):  # {seed}\n"] + [
+            f"    width = {seed * 10 + i}\n" for i in range(2, num_samples)]
+
+
+def test_children_that_never_trained_are_repaired_with_the_evaluators_message(tmp_path, endpoint):
+    lm = RepairingLM(fixed_after=1)
+    store = search(tmp_path, endpoint, lm, rounds=1, prompts=2, samples=3, repairs=2)
+    children = store.candidates(kind="child")
+    broken = [c for c in children if c.repair_of is None and (c.state == "invalid" or c.status == "RUNTIME_ERROR")]
+    repairs = [c for c in children if c.repair_of is not None]
+    assert len(broken) == 4 and {c.repair_of for c in repairs} == {c.id for c in broken}
+    assert all(c.status == "OK" for c in repairs)  # each mended at the first try: no second repair
+    crash_prompts = [p for p in lm.repair_prompts if "crashes before training" in p.text]
+    assert crash_prompts and all("mat1 and mat2 shapes cannot be multiplied" in p.text for p in crash_prompts)
+    assert any("syntax error" in p.text for p in lm.repair_prompts)
+    assert all(p.messages and "mat1" in p.messages[-1]["content"] or "syntax" in p.messages[-1]["content"]
+               for p in lm.repair_prompts)
+    calls = store.lm_calls()
+    assert len([c for c in calls if c.repair_of is not None]) == 4 and len(calls) == 2 + 4
+    assert all(c.completion_tokens > 0 for c in calls)
+
+
+def test_a_repair_that_fails_is_mended_again_up_to_the_limit(tmp_path, endpoint):
+    lm = RepairingLM(fixed_after=99)  # never fixed
+    store = search(tmp_path, endpoint, lm, rounds=1, prompts=1, samples=2, repairs=2)
+    children = store.candidates(kind="child")
+    by_id = {c.id: c for c in children}
+    depths = []
+    for c in children:
+        depth, cur = 0, c
+        while cur.repair_of is not None:
+            cur, depth = by_id[cur.repair_of], depth + 1
+        depths.append(depth)
+    assert max(depths) == 2  # --repairs 2: two attempts per lineage, then it is dropped
+    assert sum(d > 0 for d in depths) == 2 * 2  # the crash and the syntax error, each repaired twice
+
+
+def test_no_repairs_without_the_flag(tmp_path, endpoint):
+    lm = RepairingLM()
+    store = search(tmp_path, endpoint, lm, rounds=1, prompts=1, samples=3)
+    assert not lm.repair_prompts and all(c.repair_of is None for c in store.candidates())
+
+
+def test_resume_in_the_middle_of_repairs_repeats_none(tmp_path, endpoint):
+    lm = RepairingLM(fixed_after=99, crash_after=3)  # two prompts, then dies in the repairs
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path, endpoint, lm, rounds=1, prompts=2, samples=2, repairs=2)
+    with RunStore(tmp_path / "run.sqlite3") as before:
+        finished = {c.id for c in before.candidates(state="evaluated")}
+        assert any(c.repair_of for c in before.candidates())  # killed after a repair was stored
+    lm2 = RepairingLM(fixed_after=99)
+    store = search(tmp_path, endpoint, lm2, resume=True)
+    children = store.candidates(kind="child")
+    repaired = [c.repair_of for c in children if c.repair_of is not None]
+    assert len(repaired) == len(set(repaired))  # no candidate repaired twice
+    assert len(repaired) == 4 * 2  # four broken children, two repairs each
+    assert all(c.submissions == 1 for c in children if c.id in finished)  # none evaluated again
+
+
+def test_copies_that_differ_only_in_names_and_comments_cost_no_evaluation(tmp_path, endpoint):
+    from evoprompt.search.seeds import list_seeds
+
+    mlp = next(s for s in list_seeds("mnist1d", "torch") if s.name == "mlp").code
+    renamed = "# a copy\n" + mlp.replace("self.", "self.renamed_").replace("x", "inputs") + "\n\n"
+
+    class CopyingLM(ScriptedLM):
+        async def generate(self, prompt, num_samples, temperature, seed, usage=None):
+            return [renamed] * num_samples
+
+    store = search(tmp_path, endpoint, CopyingLM(), rounds=1, prompts=1, samples=2)
+    seed_id = next(c.id for c in store.candidates(kind="seed") if c.name == "mlp")
+    children = store.candidates(kind="child")
+    assert [c.state for c in children] == ["duplicate", "duplicate"]
+    assert [c.duplicate_of for c in children] == [seed_id, seed_id]

@@ -12,9 +12,13 @@ from evoprompt.evaluator.protocol import CANDIDATE, CHOICE, PREDICTIONS, SPEC, T
 from evoprompt.evaluator.sandbox.base import GpuShare, SandboxJob, SandboxRun
 from evoprompt.sdk.types import NodeInfo
 
+#: A candidate holding this text "crashes before training" in the fake (a repairable child).
+FAKE_SHAPE_ERROR = "FAKE_SHAPE_ERROR"
+
 
 class FakeExecutor(Executor):
-    """Writes valid outputs (all predictions class 0) after `gate` opens; counts runs per code."""
+    """Writes valid outputs (all predictions class 0) after `gate` opens; counts runs per code.
+    A candidate containing FAKE_SHAPE_ERROR exits 1 at once, as a shape mismatch would."""
 
     kind = "local"
     backend = "fake"
@@ -54,6 +58,9 @@ class FakeExecutor(Executor):
         while not self.gate.wait(0.01):
             if cancel.is_set():
                 return SandboxRun(cancelled=True, wall_seconds=0.01)
+        if FAKE_SHAPE_ERROR in code:
+            return SandboxRun(exit_code=1, wall_seconds=0.01, stderr_tail=(
+                "RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x40 and 480x10)\n"))
         spec = json.loads((job.input_dir / SPEC).read_text())
         data = np.load((job.data_dir or job.input_dir) / spec["data"])
         steps = spec["checkpoints"]

@@ -14,6 +14,8 @@ from evoprompt.sdk.errors import UserError
 MODES = ("evoprompting", "random-parents", "few-shot")
 TUNING = ("auto", "on", "off")
 TEMPERATURES = (0.2, 0.6, 0.8, 1.0)
+PROMPT_STYLES = ("auto", "completion", "chat")
+DTYPES = ("float32", "bfloat16")
 
 
 class SearchConfigError(UserError, ValueError):
@@ -36,6 +38,16 @@ class SearchConfig:
     mode: str = "evoprompting"  # or the paper's ablations: random-parents, few-shot
     prompt_tuning: str = "auto"  # auto: on for hf back-ends; off for others
     temperatures: tuple[float, ...] = TEMPERATURES
+    # auto: the chat template for models that have one (instruct models), else the paper's completion
+    prompt_style: str = "auto"
+    repairs: int = 0  # repair prompts per child that never trained (0: the paper's loop drops it)
+    # the hf back-end: dtype and threads for sampling, and a CPU-sized prompt-tuning budget per round
+    lm_dtype: str = "float32"
+    lm_threads: int = 0  # 0: torch's default (the machine's cores)
+    lm_max_tokens: int = 512  # new tokens per sample (hf and openai back-ends)
+    tune_epochs: int = 5
+    tune_examples: int = 0  # at most this many children per round (best first); 0: all
+    tune_length: int = 0  # tokens per tuning text; 0: the model's context
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
@@ -53,6 +65,17 @@ class SearchConfig:
             problems.append(f"--prompt-tuning must be one of {', '.join(TUNING)}")
         if not self.temperatures:
             problems.append("at least one temperature is needed")
+        if self.prompt_style not in PROMPT_STYLES:
+            problems.append(f"--prompt-style must be one of {', '.join(PROMPT_STYLES)}")
+        if self.lm_dtype not in DTYPES:
+            problems.append(f"--lm-dtype must be one of {', '.join(DTYPES)}")
+        for name in ("repairs", "lm_threads", "tune_examples", "tune_length"):
+            if getattr(self, name) < 0:
+                problems.append(f"--{name.replace('_', '-')} must be >= 0")
+        if self.lm_max_tokens < 1:
+            problems.append("--lm-max-tokens must be at least 1")
+        if self.tune_epochs < 1:
+            problems.append("--tune-epochs must be at least 1")
         if problems:
             raise SearchConfigError("; ".join(problems))
 
@@ -70,3 +93,16 @@ class SearchConfig:
 
     def with_changes(self, **changes: Any) -> SearchConfig:
         return replace(self, **changes)
+
+    def lm_options(self) -> dict[str, Any]:
+        """What make_lm needs besides the spec, for this back-end."""
+        if self.lm.startswith("hf:"):
+            from .lm.hf import TuningConfig
+
+            return {"dtype": self.lm_dtype, "threads": self.lm_threads, "prompt_style": self.prompt_style,
+                    "max_new_tokens": self.lm_max_tokens,
+                    "tuning": TuningConfig(epochs=self.tune_epochs, max_examples=self.tune_examples,
+                                           max_length=self.tune_length)}
+        if self.lm.startswith("openai:"):
+            return {"prompt_style": self.prompt_style, "max_tokens": self.lm_max_tokens}
+        return {}

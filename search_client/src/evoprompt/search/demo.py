@@ -1,7 +1,8 @@
 """`make demo`: a short EvoPrompting search on MNIST-1D, then its report.
 
-The LM is EVOPROMPT_LM (default: a small code model from the Hugging Face hub); when it cannot be
-loaded (an offline machine) the demo says so and uses the `mutation` operator instead. Evaluation
+The LM, in this order: EVOPROMPT_LM; a small code model from the Hugging Face hub when the hub
+answers; a verified local model from `make models`; else the `mutation` operator. The demo prints
+which it took and why. Evaluation
 runs in an embedded evaluator: Docker sandboxes when an engine answers and the images are built,
 else the process back-end with a warning. About 10 minutes on 2 CPU cores.
 """
@@ -42,11 +43,30 @@ def hub_unreachable(spec: str) -> str | None:
     return None
 
 
-def load_lm(spec: str):  # -> LanguageModel
+def choose_lm(environ: dict[str, str] | None = None) -> tuple[str, str]:
+    """(spec, why): EVOPROMPT_LM, else the hub's model when the hub answers, else a verified local
+    model (`make models`), else the mutation operator."""
+    environ = dict(os.environ) if environ is None else environ
+    if environ.get("EVOPROMPT_LM"):
+        return environ["EVOPROMPT_LM"], "EVOPROMPT_LM is set"
+    unreachable = hub_unreachable(DEFAULT_LM)
+    if unreachable is None:
+        return DEFAULT_LM, "the Hugging Face hub answers"
+    from evoprompt.search.lm.offline_models import preferred_spec
+
+    local = preferred_spec()
+    if local:
+        return local, f"{unreachable}; using the verified local model from `make models`"
+    return "mutation", (f"{unreachable}, and no local model is installed (`make models` installs two); "
+                        "using the `mutation` operator (no LM)")
+
+
+def load_lm(spec: str, why: str = ""):  # -> LanguageModel
     from evoprompt.search.lm import LMConfigError, make_lm
 
+    print(f"demo: LM {spec}: {why}" if why else f"demo: LM {spec}", file=sys.stderr, flush=True)
     try:
-        reason = hub_unreachable(spec)
+        reason = hub_unreachable(spec)  # decided at once, without the hub client's retries
         if reason:
             raise LMConfigError(reason)
         return make_lm(spec)
@@ -83,7 +103,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from evoprompt.search.runner import run_search
 
     run_dir = args.run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    lm = load_lm(os.environ.get("EVOPROMPT_LM", DEFAULT_LM))
+    lm = load_lm(*choose_lm())
     config = SearchConfig(task="mnist1d", framework=args.framework, lm=lm.spec, rounds=args.rounds,
                           prompts=args.prompts, samples=args.samples, parents=args.parents,
                           max_steps=args.max_steps)

@@ -4,7 +4,8 @@
     for round t = 1..T:
         m prompts, each with k examples drawn uniformly from the parents and a temperature drawn
         uniformly from {0.2, 0.6, 0.8, 1.0}; n children sampled per prompt
-        children are de-duplicated and evaluated (generation and evaluation overlap)
+        children are de-duplicated (normalised syntax trees) and evaluated (generation and
+        evaluation overlap); a child that fails to build gets up to `repairs` repair prompts
         fitness = -num_params * val_error; children with val_error >= alpha are dropped
         parents <- top p of all children so far that were never parents
         prompt-tune the LM on this round's evaluated children that were not chosen as parents
@@ -20,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +31,10 @@ from evoprompt.sdk.errors import InvalidRequestError, UserError
 from evoprompt.search.seeds import list_seeds
 
 from .config import SearchConfig
-from .lm.base import LanguageModel, LMConfigError, LMError
+from .lm.base import LanguageModel, LMConfigError, LMError, Usage
+from .program_hash import structural_hash
 from .prompt import Example, Prompt, anchor_for, build_prompt, metrics_docstring, program_from_output
+from .repair import build_repair_prompt, failure, repairable
 from .store import Candidate, ChildDraft, PlannedPrompt, Round, RunStore
 
 log = logging.getLogger(__name__)
@@ -120,8 +124,8 @@ class Search:
                 await self._run_round(t, parents_in)
                 self.store.finish_evaluation(t, self._select_parents(t, parents_in))
             parents = _chosen(self._round(t))
-            losses, soft_prompt = await self._tune(t, parents)
-            self.store.finish_round(t, losses, soft_prompt)
+            losses, soft_prompt, seconds = await self._tune(t, parents)
+            self.store.finish_round(t, losses, soft_prompt, seconds)
             self._progress()
 
     def _round(self, t: int) -> Round:
@@ -137,7 +141,7 @@ class Search:
         for seed in list_seeds(self.config.task, self.config.framework):
             if seed.name not in have:
                 self.store.add_candidate(round=0, kind="seed", name=seed.name, code=seed.code,
-                                         code_sha256=sha256(seed.code),
+                                         code_sha256=sha256(seed.code), structure=structural_hash(seed.code),
                                          request_id=f"{self.config.run_id}-seed-{seed.name}")
         seeds = self.store.candidates(kind="seed")
         if not seeds:
@@ -176,6 +180,64 @@ class Search:
             children = await self._generate(t, planned)
             evaluations.extend(asyncio.create_task(self._evaluate(c)) for c in children)
         await asyncio.gather(*evaluations)
+        # repairs come in waves (a repair that fails is mended in the next), each wave's sampling
+        # overlapping its evaluations; what a wave finds is read from the store, so resume continues it
+        while broken := self._to_repair(t):
+            await asyncio.gather(*(self._repair(t, c, problem, what) for c, problem, what in broken))
+
+    # -- repair before discard ------------------------------------------------------------------
+    def _to_repair(self, t: int) -> list[tuple[Candidate, str, str]]:
+        """Round t's children that never trained, have no repair yet and are not too deep in repairs,
+        each with the message and the kind of failure a repair prompt shows."""
+        if not self.config.repairs:
+            return []
+        repaired = {c.repair_of for c in self.store.candidates(round=t, kind="child") if c.repair_of is not None}
+        by_id = {c.id: c for c in self.store.candidates(round=t, kind="child")}
+        broken = []
+        for c in by_id.values():
+            if c.id in repaired or self._repair_depth(c, by_id) >= self.config.repairs:
+                continue
+            if c.state == "invalid":
+                broken.append((c, c.message or "the program is not valid Python", "is not a valid program"))
+            elif c.state == "evaluated" and c.status and c.status != "OK":
+                stored = self.store.result(c.id)
+                if stored and repairable(stored):
+                    what, problem = failure(stored)
+                    broken.append((c, problem, what))
+        return broken
+
+    @staticmethod
+    def _repair_depth(c: Candidate, by_id: dict[int, Candidate]) -> int:
+        depth = 0
+        while c.repair_of is not None and c.repair_of in by_id:
+            c, depth = by_id[c.repair_of], depth + 1
+        return depth
+
+    async def _repair(self, t: int, broken: Candidate, problem: str, what: str) -> None:
+        """One repair prompt for `broken`; its answer becomes a candidate (evaluated here when valid)."""
+        base = self._prompt(broken.parents)
+        prompt = build_repair_prompt(base, broken.code, problem, what)
+        seed = int(sha256(f"{self.config.seed}:{t}:repair:{broken.id}")[:8], 16)
+        temperature = broken.temperature if broken.temperature is not None else self.config.temperatures[0]
+        outputs = await self._sample(t, prompt, 1, temperature, seed, repair_of=broken.id)
+        if not outputs:  # the LM failed (an event says so) or answered nothing: no candidate, no retry
+            outputs = [""]
+        code = program_from_output(prompt, outputs[0])
+        digest, structure = sha256(code), structural_hash(code)
+        duplicate_of = self.store.known_structures().get(structure or digest)
+        state, message = "generated", None
+        if duplicate_of is not None:
+            state, message = "duplicate", f"the same program as candidate {duplicate_of} (normalised syntax tree)"
+        elif problem := self._syntax_problem(code):
+            state, message = "invalid", problem
+        cid = self.store.add_candidate(
+            round=t, kind="child", code=code, code_sha256=digest, parents=broken.parents, lm_output=outputs[0],
+            temperature=temperature, request_id=f"{self.config.run_id}-{t}-repair-{broken.id}", state=state,
+            message=message, structure=structure, duplicate_of=duplicate_of, repair_of=broken.id)
+        self.counters.samples += 1
+        child = self.store.by_ids([cid])[cid]
+        if child.state == "generated":
+            await self._evaluate(child)
 
     async def _generate(self, t: int, planned: PlannedPrompt) -> list[Candidate]:
         """Sample one prompt's children and store them; returns those to evaluate."""
@@ -183,32 +245,49 @@ class Search:
         prompt = self._prompt(parents)
         self.store.begin_generation(t, index)
         seed = int(sha256(f"{self.config.seed}:{t}:{index}")[:8], 16)
-        try:
-            outputs = await self.lm.generate(prompt, self.config.samples, temperature, seed)
-        except LMError as exc:
-            self.store.event("lm", f"round {t} prompt {index}: {exc}", round=t)
+        outputs = await self._sample(t, prompt, self.config.samples, temperature, seed, prompt_index=index)
+        if outputs is None:
             self.store.mark_prompt(t, index, "failed")
             return []
-        known = self.store.known_hashes()
+        known = self.store.known_structures()
         rows: list[ChildDraft] = []
         for j, output in enumerate(outputs[: self.config.samples]):
             code = program_from_output(prompt, output)
-            digest = sha256(code)
-            state, message = "generated", None
-            if digest in known:
-                state, message = "duplicate", "identical to an earlier candidate"
+            digest, structure = sha256(code), structural_hash(code)
+            state, message, duplicate_of = "generated", None, known.get(structure or digest)
+            if duplicate_of is not None:
+                first = (f"candidate {duplicate_of}" if duplicate_of >= 0
+                         else f"sample {-1 - duplicate_of} of this prompt")
+                state, message = "duplicate", f"the same program as {first} (normalised syntax tree)"
             else:
                 problem = self._syntax_problem(code)
                 if problem:
                     state, message = "invalid", problem
-            known.add(digest)
+                else:  # later samples of this prompt are compared with it; ids come at insertion
+                    known[structure or digest] = -1 - j
             rows.append(ChildDraft(sample_index=j, code=code, code_sha256=digest, parents=parents, lm_output=output,
                                    temperature=temperature, state=state, message=message,
-                                   request_id=f"{self.config.run_id}-{t}-{index}-{j}"))
+                                   request_id=f"{self.config.run_id}-{t}-{index}-{j}", structure=structure,
+                                   duplicate_of=duplicate_of))
         ids = self.store.add_generation(t, index, rows)
         self.counters.samples += len(rows)
         self._progress()
         return [c for c in self.store.by_ids(ids).values() if c.state == "generated"]
+
+    async def _sample(self, t: int, prompt: Prompt, n: int, temperature: float, seed: int, *,
+                      prompt_index: int | None = None, repair_of: int | None = None) -> list[str] | None:
+        """One generate call, its cost written to the ledger; None (and an event) when the LM failed."""
+        usage, started = Usage(), time.monotonic()
+        try:
+            outputs = await self.lm.generate(prompt, n, temperature, seed, usage)
+        except LMError as exc:
+            what = f"prompt {prompt_index}" if repair_of is None else f"repair of candidate {repair_of}"
+            self.store.event("lm", f"round {t} {what}: {exc}", round=t)
+            outputs = None
+        self.store.record_lm_call(round=t, prompt_index=prompt_index, repair_of=repair_of, samples=n,
+                                  prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                                  seconds=time.monotonic() - started)
+        return outputs
 
     def _syntax_problem(self, code: str) -> str | None:
         """Programs that cannot be candidates are not sent to the evaluator (they count as samples)."""
@@ -258,22 +337,25 @@ class Search:
             return parents_in
         return tuple(c.id for c in chosen)
 
-    async def _tune(self, t: int, parents_out: tuple[int, ...]) -> tuple[list[float] | None, str | None]:
+    async def _tune(self, t: int, parents_out: tuple[int, ...]
+                    ) -> tuple[list[float] | None, str | None, float | None]:
+        """Prompt-tune on round t's children that were not chosen: (losses, soft prompt folder, seconds)."""
         if not self.tuning or t >= self.total_rounds:
-            return None, None
-        rest = [c for c in self.store.candidates(round=t, kind="child", status="OK")
-                if c.id not in set(parents_out)]
+            return None, None, None
+        # best first: a tuning budget of fewer examples keeps the fittest (lm.hf.TuningConfig.max_examples)
+        rest = sorted((c for c in self.store.candidates(round=t, kind="child", status="OK")
+                       if c.id not in set(parents_out)), key=lambda c: (-(c.fitness or -1e18), c.id))
         if not rest:
             self.store.event("tuning", f"round {t}: no evaluated child outside the parents to tune on", round=t)
-            return None, None
+            return None, None, None
         texts = [f"{metrics_docstring(int(c.num_params or 0), float(c.val_accuracy or 0))}\n{c.code}" for c in rest]
         out_dir = self.run_dir / "soft_prompts" / f"round_{t:02d}"
         try:
             report = await asyncio.to_thread(self.lm.tune, texts, out_dir)
         except LMError as exc:
             self.store.event("tuning", f"round {t}: {exc}", round=t)
-            return None, None
-        return list(report.losses), str(report.path) if report.path else None
+            return None, None, None
+        return list(report.losses), str(report.path) if report.path else None, report.seconds
 
     def _restore_soft_prompt(self) -> None:
         if not self.tuning:

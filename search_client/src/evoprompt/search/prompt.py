@@ -15,14 +15,21 @@ docstring with the target metrics and the opening line of the program's main def
 
 Targets (the paper's): 90% of the smallest parent's size, rounded to 100 parameters; 102% of the
 best parent's validation accuracy, rounded to 0.1% (and at most 100%).
+
+Prompt styles: "completion" sends `Prompt.text` to a completion model, which continues the opening
+line; "chat" sends `chat_messages(prompt)`, the same examples and targets as a request to an instruct
+model, which answers with a whole program. `program_from_output` turns either output into a program.
 """
 
 from __future__ import annotations
 
+import ast
+import keyword
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 METRICS_PREFIX = '"""Metrics: '
+PROMPT_STYLES = ("completion", "chat")  # prompt.text for completion models; chat_messages(prompt) for instruct models
 SIZE_FACTOR = 0.9
 ACCURACY_FACTOR = 1.02
 
@@ -31,7 +38,22 @@ ANCHORS: dict[str, re.Pattern[str]] = {
     "mnist1d": re.compile(r"^class Model\b.*:\s*$", re.M),
     "clrs": re.compile(r"^def get_triplet_msgs\(.*$", re.M),
 }
-_FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)(?:```|\Z)", re.S)
+# What the chat style asks for, per task family: "a new program whose <this> about N parameters and
+# validation accuracy A", and the contract in one line ({signature}: the opening line, as the seeds spell it).
+_CHAT_ASKS: dict[str, tuple[str, str]] = {
+    "mnist1d": ("class Model reaches",
+                "`Model()` maps float32 inputs of shape (batch, 40) to logits of shape (batch, 10)"),
+    "clrs": ("get_triplet_msgs gives the whole model",
+             "`{signature}` takes z (B, N, 2H) node features, edge_fts (B, N, N, H) and graph_fts (B, H) "
+             "and returns triplet messages (B, N, N, N, nb_triplet_fts)"),
+}
+# A line at column 0 that starts code rather than prose: an import, a definition, a decorator or a
+# plain assignment (`HIDDEN = 32`).
+_CODE_START = re.compile(r"(?:import|from|class|def|async\s+def)\s|@\w|[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*=(?!=)")
+# A prose line at column 0 starts with a letter, a digit or a list marker ("This model ...", "1. ...", "- ...").
+_PROSE_START = re.compile(r"[A-Za-z0-9*\-]")
+# How many trailing lines a program that does not parse may lose (a truncated tail is a line or a few).
+MAX_TRIMMED_LINES = 40
 
 
 @dataclass(frozen=True)
@@ -52,6 +74,8 @@ class Prompt:
     target_val_accuracy: float
     preamble: str  # import lines the completion is placed after
     opening: str  # the opening line the prompt ends with
+    # the same prompt as a chat ("chat" style; build_prompt renders it, a repair prompt brings its own)
+    messages: tuple[dict[str, str], ...] = field(default=(), compare=False)
 
 
 def anchor_for(task: str) -> re.Pattern[str]:
@@ -62,7 +86,7 @@ def anchor_for(task: str) -> re.Pattern[str]:
 
 
 def metrics_docstring(num_params: int, val_accuracy: float) -> str:
-    return f"{METRICS_PREFIX}{{'num_params': {num_params}, 'val_accuracy': {val_accuracy:.3f}}}\"\"\""
+    return f'"""{_metrics_text(num_params, val_accuracy)}"""'
 
 
 def target_metrics(examples: list[Example] | tuple[Example, ...]) -> tuple[int, float]:
@@ -101,41 +125,188 @@ def build_prompt(examples: list[Example], task: str) -> Prompt:
     _, opening, _ = split_program(examples[0].code, task)
     # no newline after the opening line: the model writes it, tokenized as in its training data
     tail = f"{metrics_docstring(size, accuracy)}\n{preamble}{opening}"
-    return Prompt(text="\n\n".join([*parts, tail]), task=task, examples=tuple(examples), target_num_params=size,
-                  target_val_accuracy=accuracy, preamble=preamble, opening=opening)
+    prompt = Prompt(text="\n\n".join([*parts, tail]), task=task, examples=tuple(examples), target_num_params=size,
+                    target_val_accuracy=accuracy, preamble=preamble, opening=opening)
+    return replace(prompt, messages=tuple(_render_chat(prompt)))
+
+
+def chat_messages(prompt: Prompt) -> list[dict[str, str]]:
+    """The prompt as a chat, for instruct models ("chat" style): its own messages where it carries
+    them (a repair prompt does), else its examples and targets rendered as a request."""
+    return [dict(m) for m in prompt.messages] if prompt.messages else _render_chat(prompt)
+
+
+def _render_chat(prompt: Prompt) -> list[dict[str, str]]:
+    """The examples and targets as a system and a user message.
+
+    Instruct models answer a request better than they continue a file: the system message says what
+    to write and in which form (one program in one fence, which `program_from_output` takes apart),
+    the user message shows the k examples with their metrics and asks for the targets.
+    """
+    family = prompt.task.split("/")[0]
+    goal, contract = _CHAT_ASKS[family]
+    metrics_meaning = "num_params: trainable parameters; val_accuracy: validation accuracy"
+    examples = [f"Program {i}. {_metrics_text(e.num_params, e.val_accuracy)}\n```python\n{e.code.strip()}\n```"
+                for i, e in enumerate(prompt.examples, 1)]
+    ask = (f"Write a new program whose {goal} about {prompt.target_num_params} parameters and "
+           f"validation accuracy {prompt.target_val_accuracy:.3f}. "
+           f"Contract: {contract.format(signature=prompt.opening.rstrip().rstrip(':'))}.")
+    user = "\n\n".join([f"Here are programs for {prompt.task} and the metrics they reached ({metrics_meaning}).",
+                        *examples, ask])
+    system = (f"You write Python model code for the {prompt.task} task. "
+              "Answer with one complete program in one ```python fence, nothing else.")
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def program_from_output(prompt: Prompt, output: str) -> str:
+    """The candidate program an LM output stands for (a string ending in a newline).
+
+    A continuation (what a completion model writes after the prompt: its first line is indented) is
+    placed after the prompt's imports and opening line, and ends where the definition does. An
+    output that holds a whole program (a chat model's answer, often in a code fence, with prose
+    around it) is cut down to its code, with the prompt's imports added in front where missing.
+    Either way it ends before the next metrics docstring, where the model starts a new example, and
+    a program that does not parse (a generation cut off by its token limit) loses trailing lines
+    until it does.
+    """
+    anchor = anchor_for(prompt.task)
+    text = _close_inline_fences(output.replace("\r\n", "\n"))
+    if not _starts_indented(text):
+        text = _code_piece(text, anchor)
+    code = _before_next_example(_from_first_code_line(text, anchor))
+    if _starts_indented(text) or not anchor.search(code):
+        # a continuation of the opening line: it ends where the definition does
+        body = _until_dedent(text)
+        program = f"{prompt.preamble}{prompt.opening}{'' if body.startswith(chr(10)) else chr(10)}{body}"
+    else:  # a whole program
+        code = _without_trailing_prose(code, anchor)
+        missing = [line for line in prompt.preamble.splitlines() if line not in code]
+        program = "\n".join(missing) + ("\n" if missing else "") + code
+    return _longest_parsable_prefix(program.rstrip() + "\n", anchor)
+
+
+def _metrics_text(num_params: int, val_accuracy: float) -> str:
+    return f"Metrics: {{'num_params': {num_params}, 'val_accuracy': {val_accuracy:.3f}}}"
+
+
+def _tree(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):  # ValueError: a null byte
+        return None
+
+
+def _parses(code: str) -> bool:
+    return _tree(code) is not None
+
+
+def _is_fence(line: str) -> bool:
+    return line.lstrip().startswith("```")
+
+
+def _starts_indented(text: str) -> bool:
+    """Whether the first non-blank line is indented: then the text continues the prompt's opening line."""
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    return first[:1].isspace()
+
+
+def _close_inline_fences(text: str) -> str:
+    """Puts a fence that closes at the end of a code line (`return x```) on a line of its own."""
+    return re.sub(r"(?m)^(.*\S)```[ \t]*$", "\\1\n```", text)
+
+
+def _code_piece(text: str, anchor: re.Pattern[str]) -> str:
+    """The piece of a fenced answer that holds the program.
+
+    Small chat models wrap code in ``` fences, write several (the program, then a usage example),
+    leave the last one open when they run out of tokens, or close one they never opened. Of the
+    pieces between fence lines, the longest one holding the anchor line wins; without an anchor,
+    the longest fenced piece (it may be a continuation). Text without fences is returned unchanged.
+    """
+    pieces: list[list[str]] = [[]]
+    for line in text.split("\n"):
+        if _is_fence(line):
+            pieces.append([])
+        else:
+            pieces[-1].append(line)
+    if len(pieces) == 1:
+        return text
+    texts = ["\n".join(piece) for piece in pieces]
+    return max([t for t in texts if anchor.search(t)] or texts[1::2], key=len)
+
+
+def _from_first_code_line(text: str, anchor: re.Pattern[str]) -> str:
+    """Drops what a model writes before its code: prose ("Sure! Here is a smaller model:") or a
+    repeat of the target's metrics docstring, which would otherwise cut the program to nothing.
+
+    What comes before the first line at column 0 that starts code is kept only when it is nothing
+    but docstrings and comments, none of them a metrics docstring (the program's own module docstring).
+    """
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if _CODE_START.match(line) or anchor.match(line)), 0)
+    head = "\n".join(lines[:start])
+    if start == 0 or (_only_docstrings(head) and METRICS_PREFIX.rstrip() not in head):
+        return text
+    return "\n".join(lines[start:])
+
+
+def _only_docstrings(code: str) -> bool:
+    tree = _tree(code)
+    return tree is not None and all(
+        isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str)
+        for s in tree.body)
+
+
+def _before_next_example(code: str) -> str:
+    """A completion model goes on with a new example after its program: its metrics docstring ends the program."""
+    cut = code.find(METRICS_PREFIX.rstrip())
+    return code if cut == -1 else code[:cut]
 
 
 def _until_dedent(continuation: str) -> str:
-    """A continuation of the opening line ends where a line starts at column 0 again (the usual stop
-    rule of code completion: the definition is over and the model has moved on)."""
+    """A continuation of the opening line ends where a line starts at column 0 again or a fence
+    closes (the usual stop rule of code completion: the definition is over and the model has moved on)."""
     lines = continuation.split("\n")
     for i, line in enumerate(lines[1:], 1):
-        if line and not line[0].isspace():
+        if (line and not line[0].isspace()) or _is_fence(line):
             return "\n".join(lines[:i])
     return continuation
 
 
-def program_from_output(prompt: Prompt, output: str) -> str:
-    """The candidate program an LM output stands for.
+def _is_prose(line: str) -> bool:
+    """A line at column 0 that reads as a sentence, not Python: it neither parses alone nor as the
+    header of a block, and does not start with a keyword (`else:`, `except ...:`)."""
+    if not _PROSE_START.match(line):
+        return False
+    first_word = re.split(r"[\s:(]", line, maxsplit=1)[0]
+    return not keyword.iskeyword(first_word) and not _parses(line) and not _parses(line + "\n    pass")
 
-    A continuation (what a completion model writes after the prompt) is placed after the prompt's
-    imports and opening line. An output that holds a whole program (a chat model's answer, often in
-    a code fence) is taken as it is, with the prompt's imports added in front. Either way it ends
-    before the next metrics docstring, which is where the model starts a new example.
-    """
-    text = output.replace("\r\n", "\n")
-    fenced = _FENCE.findall(text)
-    if fenced:
-        text = max(fenced, key=len)
-    cut = text.find(METRICS_PREFIX.rstrip())
-    if cut != -1:
-        text = text[:cut]
-    first = next((line for line in text.split("\n") if line.strip()), "")
-    if first[:1].isspace() or not anchor_for(prompt.task).search(text):
-        # a continuation of the opening line: it ends where the definition does
-        text = _until_dedent(text)
-        program = f"{prompt.preamble}{prompt.opening}{'' if text.startswith(chr(10)) else chr(10)}{text}"
-    else:  # a whole program
-        missing = [line for line in prompt.preamble.splitlines() if line not in text]
-        program = "\n".join(missing) + ("\n" if missing else "") + text
-    return program.rstrip() + "\n"
+
+def _without_trailing_prose(code: str, anchor: re.Pattern[str]) -> str:
+    """Drops what a model writes after unfenced code ("This model uses fewer parameters ..."): the
+    program ends before the first prose line after the anchor. Only a program that does not parse
+    is cut, so a column-0 line inside a multi-line string stays."""
+    if _parses(code):
+        return code
+    match = anchor.search(code)
+    lines = code.split("\n")
+    after = code[: match.start()].count("\n") + 1 if match else 0
+    end = next((i for i in range(after, len(lines)) if _is_prose(lines[i])), len(lines))
+    return "\n".join(lines[:end])
+
+
+def _longest_parsable_prefix(program: str, anchor: re.Pattern[str]) -> str:
+    """A generation cut off by its token limit ends mid-line or mid-statement: dropping trailing lines
+    until the rest parses keeps its finished part. At most MAX_TRIMMED_LINES go, never the anchor line
+    or the first line of its body; when no such prefix parses the program is returned as it is (and
+    its syntax error reported)."""
+    match = anchor.search(program)
+    if match is None or _parses(program):
+        return program
+    lines = program.rstrip("\n").split("\n")
+    shortest = max(program[: match.start()].count("\n") + 2, len(lines) - MAX_TRIMMED_LINES)
+    for n in range(len(lines) - 1, shortest - 1, -1):
+        candidate = "\n".join(lines[:n]).rstrip() + "\n"
+        if _parses(candidate):
+            return candidate
+    return program

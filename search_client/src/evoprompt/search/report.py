@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evoprompt.search.store import Candidate, Event, Round, RunStore
+from evoprompt.search.store import Candidate, Event, LMCall, Round, RunStore
 
 DB_NAME = "run.sqlite3"
 CONFIG_NAME = "config.json"
@@ -39,6 +39,7 @@ class RunData:
     rounds: list[Round]
     events: list[Event]
     config: dict[str, Any]
+    lm_calls: list[LMCall]
 
     @property
     def seeds(self) -> list[Candidate]:
@@ -69,7 +70,7 @@ def load_run(run_dir: Path) -> RunData:
     """Read the whole run once; raises FileNotFoundError when there is no run database."""
     with RunStore.open_readonly(Path(run_dir) / DB_NAME) as store:
         snap = store.snapshot()
-    return RunData(snap.candidates, snap.rounds, snap.events, _read_config(Path(run_dir)))
+    return RunData(snap.candidates, snap.rounds, snap.events, _read_config(Path(run_dir)), snap.lm_calls)
 
 
 # -- numbers ------------------------------------------------------------------------------------------
@@ -146,8 +147,35 @@ def _per_round(data: RunData) -> list[dict[str, Any]]:
             "best_fitness_so_far": best_so_far,
             "mean_val_accuracy": _mean([c.val_accuracy for c in kids if _is_ok(c) and c.val_accuracy is not None]),
             "tune_losses": row.tune_losses if row else None,
+            "tune_seconds": row.tune_seconds if row else None,
+            "lm": _lm_costs([call for call in data.lm_calls if call.round == rnd], kids),
         })
     return out
+
+
+def _lm_costs(calls: list[LMCall], children: list[Candidate]) -> dict[str, Any]:
+    """The LM's cost beside the evaluator's: tokens, seconds, and seconds per child of each."""
+    seconds = sum(c.seconds for c in calls)
+    completion = sum(c.completion_tokens for c in calls)
+    evaluator = sum(c.evaluator_seconds for c in children)
+    evaluated = sum(c.evaluator_seconds > 0 for c in children)
+    return {
+        "calls": len(calls),
+        "samples": sum(c.samples for c in calls),
+        "prompt_tokens": sum(c.prompt_tokens for c in calls),
+        "completion_tokens": completion,
+        "seconds": round(seconds, 3),
+        "completion_tokens_per_second": round(completion / seconds, 2) if seconds > 0 else None,
+        "seconds_per_child": round(seconds / len(children), 3) if children else None,
+        "evaluator_seconds": round(evaluator, 3),
+        "evaluator_seconds_per_child": round(evaluator / evaluated, 3) if evaluated else None,
+    }
+
+
+def _repairs(children: list[Candidate]) -> dict[str, int]:
+    repairs = [c for c in children if c.repair_of is not None]
+    return {"attempted": len(repairs), "ok": sum(map(_is_ok, repairs)),
+            "filtered_in": sum(c.fitness is not None for c in repairs)}
 
 
 def summarize_data(data: RunData) -> dict[str, Any]:
@@ -176,6 +204,10 @@ def summarize_data(data: RunData) -> dict[str, Any]:
                   for s in data.seeds],
         "per_round": _per_round(data),
         "failures": dict(Counter(e.kind for e in data.events)),
+        # near-duplicates skipped (same normalised program as an earlier candidate): no evaluation spent
+        "duplicates": sum(c.state == "duplicate" for c in children),
+        "repairs": _repairs(children),
+        "lm": _lm_costs(data.lm_calls, children),
         "config": data.config,
     }
 
@@ -362,7 +394,12 @@ def _summary_html(s: dict[str, Any]) -> str:
             ["children evaluated", s["evaluated"]], ["children OK", s["ok"]],
             ["children filtered in", s["filtered_in"]], ["best child fitness", best["fitness"] if best else None],
             ["best child", f"#{best['id']} (round {best['round']})" if best else None],
-            ["best seed fitness", s["seeds_best_fitness"]], ["improved on the seeds", s["improved_on_seeds"]]]
+            ["best seed fitness", s["seeds_best_fitness"]], ["improved on the seeds", s["improved_on_seeds"]],
+            ["duplicates skipped", s["duplicates"]],
+            ["repairs (OK)", f"{s['repairs']['attempted']} ({s['repairs']['ok']})"],
+            ["LM seconds per child", s["lm"]["seconds_per_child"]],
+            ["evaluator seconds per child", s["lm"]["evaluator_seconds_per_child"]],
+            ["LM tokens (prompt / completion)", f"{s['lm']['prompt_tokens']} / {s['lm']['completion_tokens']}"]]
     return _table(["", "value"], rows, left=1)
 
 
@@ -370,9 +407,10 @@ def _per_round_html(per_round: list[dict[str, Any]]) -> str:
     if not per_round:
         return "<p class=muted>no rounds yet</p>"
     headers = ["round", "state", "children", "evaluated", "ok", "filtered in", "best fitness", "best so far",
-               "mean val acc (OK)", "prompt-tuning loss"]
+               "mean val acc (OK)", "prompt-tuning loss", "LM s", "evaluator s"]
     rows = [[r["round"], r["state"], r["children"], r["evaluated"], r["ok"], r["filtered_in"], r["best_fitness"],
-             r["best_fitness_so_far"], r["mean_val_accuracy"], _losses_text(r["tune_losses"])] for r in per_round]
+             r["best_fitness_so_far"], r["mean_val_accuracy"], _losses_text(r["tune_losses"]), r["lm"]["seconds"],
+             r["lm"]["evaluator_seconds"]] for r in per_round]
     return _table(headers, rows, left=2)
 
 

@@ -91,7 +91,7 @@ def run_search(config: SearchConfig | None, run_dir: Path, *, resume: bool = Fal
                lm_options: dict[str, Any] | None = None) -> SearchConfig:
     """Run (or resume) a search to the end; returns its config. The report is written separately."""
     config = prepare_run_dir(run_dir, config, resume)
-    lm = lm or make_lm(config.lm, **(lm_options or {}))
+    lm = lm or make_lm(config.lm, **{**config.lm_options(), **(lm_options or {})})
     store = RunStore(run_dir / DB_NAME)
     try:
         # without --evaluator: an embedded one (the `embedded` extra), its store in the run directory

@@ -5,9 +5,13 @@ resumes from it: a prompt marked generated is never sampled again, a candidate w
 never evaluated again. Tables:
 
 - `candidates`: seeds (round 0) and children: code, parents, prompt, raw LM output, temperature,
-  evaluation result and fitness. `state` is generated -> evaluated | duplicate | invalid.
+  evaluation result and fitness. `state` is generated -> evaluated | duplicate | invalid. A
+  duplicate names the candidate it repeats (`duplicate_of`: same normalised syntax tree); a
+  repaired program names the one it mends (`repair_of`).
 - `prompts`: the planned prompts of each round (parents, temperature); `state` planned -> generated.
 - `rounds`: the parents chosen after each round and the prompt-tuning outcome.
+- `lm_calls`: the LM cost ledger, one row per generate call (a round's prompt or a repair):
+  prompt and completion tokens and LM seconds.
 - `events`: LM and evaluator failures, recorded and survived.
 
 All SQL and all JSON columns live in this module: callers (the loop, the report) get typed rows from
@@ -51,7 +55,21 @@ CREATE TABLE IF NOT EXISTS candidates (
     created REAL NOT NULL,
     evaluated REAL,
     submissions INTEGER NOT NULL DEFAULT 0, -- times sent to the evaluator (resume re-sends unfinished ones)
+    structure TEXT,                     -- normalised syntax-tree hash (program_hash.structural_hash)
+    duplicate_of INTEGER,               -- a duplicate: the candidate it repeats
+    repair_of INTEGER,                  -- a repair: the candidate it mends
     UNIQUE (round, prompt_index, sample_index)
+);
+CREATE TABLE IF NOT EXISTS lm_calls (
+    id INTEGER PRIMARY KEY,
+    round INTEGER NOT NULL,
+    prompt_index INTEGER,               -- a round's prompt, or NULL for a repair
+    repair_of INTEGER,                  -- the candidate a repair prompt was about
+    samples INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    time REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS prompts (
     round INTEGER NOT NULL,
@@ -68,6 +86,7 @@ CREATE TABLE IF NOT EXISTS rounds (
     parents_in TEXT NOT NULL,           -- parents the round's prompts drew from
     parents_out TEXT,                   -- parents chosen for the next round
     tune_losses TEXT,                   -- JSON list, per epoch
+    tune_seconds REAL,                  -- how long prompt-tuning took
     soft_prompt TEXT,
     state TEXT NOT NULL,                -- started | evaluated | done
     started REAL NOT NULL,
@@ -84,8 +103,12 @@ CREATE TABLE IF NOT EXISTS events (
 
 _INSERT_CANDIDATE = (
     "INSERT INTO candidates (round, prompt_index, sample_index, kind, name, code, code_sha256, parents,"
-    " lm_output, temperature, request_id, state, message, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " lm_output, temperature, request_id, state, message, created, structure, duplicate_of, repair_of)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+#: Columns later versions added, per table, for run databases written before them.
+_ADDED_COLUMNS = {"structure": "TEXT", "duplicate_of": "INTEGER", "repair_of": "INTEGER"}
+_ADDED = {"candidates": _ADDED_COLUMNS, "rounds": {"tune_seconds": "REAL"}}
 
 
 def _ids(raw: str) -> tuple[int, ...]:
@@ -116,13 +139,31 @@ class Candidate:
     sample_index: int | None
     message: str | None
     submissions: int
+    structure: str | None = None
+    duplicate_of: int | None = None
+    repair_of: int | None = None
+    #: the evaluator's seconds for this candidate (0 for a cached answer or none yet)
+    evaluator_seconds: float = 0.0
+
+
+def _evaluator_seconds(raw: str | None) -> float:
+    try:
+        result = json.loads(raw) if raw else {}
+    except ValueError:
+        return 0.0
+    if not isinstance(result, dict) or result.get("cached"):
+        return 0.0
+    seconds = result.get("wall_seconds")
+    return float(seconds) if isinstance(seconds, int | float) else 0.0
 
 
 def _candidate(row: sqlite3.Row) -> Candidate:
+    added = {k: row[k] for k in _ADDED_COLUMNS if k in row.keys()}  # absent in older run databases
     return Candidate(row["id"], row["round"], row["kind"], row["name"], row["code"], _ids(row["parents"]),
                      row["state"], row["status"], row["val_accuracy"], row["test_accuracy"], row["num_params"],
                      row["fitness"], row["request_id"], row["temperature"], row["prompt_index"],
-                     row["sample_index"], row["message"], row["submissions"])
+                     row["sample_index"], row["message"], row["submissions"], **added,
+                     evaluator_seconds=_evaluator_seconds(row["result"]))
 
 
 @dataclass(frozen=True)
@@ -138,6 +179,26 @@ class ChildDraft:
     state: str
     message: str | None
     request_id: str
+    structure: str | None = None
+    duplicate_of: int | None = None
+
+
+@dataclass(frozen=True)
+class LMCall:
+    """One generate call's cost (the ledger's row)."""
+
+    round: int
+    prompt_index: int | None
+    repair_of: int | None
+    samples: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+def _lm_call(row: sqlite3.Row) -> LMCall:
+    return LMCall(row["round"], row["prompt_index"], row["repair_of"], row["samples"], row["prompt_tokens"],
+                  row["completion_tokens"], row["seconds"])
 
 
 @dataclass(frozen=True)
@@ -166,6 +227,7 @@ class Round:
     state: str
     started: float
     finished: float | None
+    tune_seconds: float | None = None
 
 
 def _tune_losses(raw: str | None) -> list[float] | None:
@@ -182,7 +244,8 @@ def _tune_losses(raw: str | None) -> list[float] | None:
 def _round(row: sqlite3.Row) -> Round:
     parents_out = None if row["parents_out"] is None else _ids(row["parents_out"])
     return Round(row["round"], _ids(row["parents_in"]), parents_out, _tune_losses(row["tune_losses"]),
-                 row["soft_prompt"], row["state"], row["started"], row["finished"])
+                 row["soft_prompt"], row["state"], row["started"], row["finished"],
+                 row["tune_seconds"] if "tune_seconds" in row.keys() else None)
 
 
 @dataclass(frozen=True)
@@ -214,6 +277,7 @@ class Snapshot:
     candidates: list[Candidate]
     rounds: list[Round]
     events: list[Event]
+    lm_calls: list[LMCall]
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
@@ -248,7 +312,16 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._add_missing_columns()
         self._db.row_factory = sqlite3.Row
+
+    def _add_missing_columns(self) -> None:
+        """A run written by an older version resumes: its tables gain the new columns."""
+        for table, columns in _ADDED.items():
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     @classmethod
     def open_readonly(cls, path: Path) -> RunStore:
@@ -286,7 +359,8 @@ class RunStore:
                 tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
                 return Snapshot(self.candidates() if "candidates" in tables else [],
                                 self.rounds() if "rounds" in tables else [],
-                                self.events() if "events" in tables else [])
+                                self.events() if "events" in tables else [],
+                                self.lm_calls() if "lm_calls" in tables else [])
             finally:
                 self._db.execute("ROLLBACK")
 
@@ -295,12 +369,18 @@ class RunStore:
                       state: str = "generated", name: str | None = None, parents: tuple[int, ...] = (),
                       prompt_index: int | None = None, sample_index: int | None = None,
                       lm_output: str | None = None, temperature: float | None = None,
-                      message: str | None = None) -> int:
-        cur = self._write(_INSERT_CANDIDATE, (round, prompt_index, sample_index, kind, name, code, code_sha256,
-                                              _encode_ids(parents), lm_output, temperature, request_id, state,
-                                              message, time.time()))
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+                      message: str | None = None, structure: str | None = None, duplicate_of: int | None = None,
+                      repair_of: int | None = None) -> int:
+        """Insert a candidate; one whose request id is already stored is not inserted again (a
+        repair written before a kill), and that one's id is returned."""
+        with self._lock:
+            cur = self._db.execute(
+                _INSERT_CANDIDATE.replace("INSERT", "INSERT OR IGNORE", 1),
+                (round, prompt_index, sample_index, kind, name, code, code_sha256, _encode_ids(parents), lm_output,
+                 temperature, request_id, state, message, time.time(), structure, duplicate_of, repair_of))
+            if cur.rowcount == 1 and cur.lastrowid is not None:
+                return cur.lastrowid
+            return int(self._db.execute("SELECT id FROM candidates WHERE request_id=?", (request_id,)).fetchone()[0])
 
     def record_result(self, candidate_id: int, result: EvaluationResult, fitness: float | None) -> None:
         """Write an evaluation's result once; a second write for the same candidate is a bug."""
@@ -331,8 +411,14 @@ class RunStore:
         rows = self._read(f"SELECT * FROM candidates WHERE id IN ({marks}) ORDER BY id", tuple(ids))
         return {c.id: c for c in map(_candidate, rows)}
 
-    def known_hashes(self) -> set[str]:
-        return {r[0] for r in self._read("SELECT code_sha256 FROM candidates")}
+    def known_structures(self) -> dict[str, int]:
+        """Each program seen so far (its normalised hash, else its text's sha256) and its first candidate."""
+        rows = self._read("SELECT COALESCE(structure, code_sha256), MIN(id) FROM candidates GROUP BY 1")
+        return {r[0]: r[1] for r in rows}
+
+    def repairs_of(self, candidate_id: int) -> list[Candidate]:
+        return [_candidate(r) for r in self._read("SELECT * FROM candidates WHERE repair_of=? ORDER BY id",
+                                                  (candidate_id,))]
 
     def result(self, candidate_id: int) -> dict[str, Any] | None:
         rows = self._read("SELECT result FROM candidates WHERE id=?", (candidate_id,))
@@ -365,16 +451,21 @@ class RunStore:
         self._write("UPDATE prompts SET generations=generations+1 WHERE round=? AND prompt_index=?", (round, index))
 
     def add_generation(self, round: int, index: int, children: list[ChildDraft]) -> list[int]:
-        """Store a prompt's children and mark it generated, atomically: a crash leaves neither."""
-        ids = []
+        """Store a prompt's children and mark it generated, atomically: a crash leaves neither.
+
+        A child's `duplicate_of` below 0 names an earlier child of this list (-1 - its position)."""
+        ids: list[int] = []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for child in children:
+                    duplicate_of = child.duplicate_of
+                    if duplicate_of is not None and duplicate_of < 0:
+                        duplicate_of = ids[-1 - duplicate_of]
                     cur = self._db.execute(_INSERT_CANDIDATE, (
                         round, index, child.sample_index, "child", None, child.code, child.code_sha256,
                         _encode_ids(child.parents), child.lm_output, child.temperature, child.request_id,
-                        child.state, child.message, time.time()))
+                        child.state, child.message, time.time(), child.structure, duplicate_of, None))
                     assert cur.lastrowid is not None
                     ids.append(cur.lastrowid)
                 self._db.execute("UPDATE prompts SET state='generated' WHERE round=? AND prompt_index=?",
@@ -398,9 +489,11 @@ class RunStore:
         self._write("UPDATE rounds SET parents_out=?, state='evaluated' WHERE round=?",
                     (_encode_ids(parents_out), round))
 
-    def finish_round(self, round: int, tune_losses: list[float] | None, soft_prompt: str | None) -> None:
-        self._write("UPDATE rounds SET tune_losses=?, soft_prompt=?, state='done', finished=? WHERE round=?",
-                    (json.dumps(tune_losses) if tune_losses is not None else None, soft_prompt, time.time(), round))
+    def finish_round(self, round: int, tune_losses: list[float] | None, soft_prompt: str | None,
+                     tune_seconds: float | None = None) -> None:
+        self._write("UPDATE rounds SET tune_losses=?, soft_prompt=?, tune_seconds=?, state='done', finished=?"
+                    " WHERE round=?", (json.dumps(tune_losses) if tune_losses is not None else None, soft_prompt,
+                                       tune_seconds, time.time(), round))
 
     def rounds(self) -> list[Round]:
         return [_round(r) for r in self._read("SELECT * FROM rounds ORDER BY round")]
@@ -411,6 +504,16 @@ class RunStore:
         for r in self.rounds():
             used.update(r.parents_in)
         return used
+
+    # -- the LM cost ledger ---------------------------------------------------------------------
+    def record_lm_call(self, *, round: int, prompt_index: int | None, repair_of: int | None, samples: int,
+                       prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
+        self._write("INSERT INTO lm_calls (round, prompt_index, repair_of, samples, prompt_tokens,"
+                    " completion_tokens, seconds, time) VALUES (?,?,?,?,?,?,?,?)",
+                    (round, prompt_index, repair_of, samples, prompt_tokens, completion_tokens, seconds, time.time()))
+
+    def lm_calls(self) -> list[LMCall]:
+        return [_lm_call(r) for r in self._read("SELECT * FROM lm_calls ORDER BY id")]
 
     # -- events ---------------------------------------------------------------------------------
     def event(self, kind: str, message: str, round: int | None = None) -> None:

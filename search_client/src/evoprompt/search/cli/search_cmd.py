@@ -30,6 +30,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the algorithm, or one of the paper's ablations")
     p.add_argument("--prompt-tuning", choices=["auto", "on", "off"], default="auto",
                    help="soft-prompt tuning between rounds (auto: on for hf back-ends)")
+    p.add_argument("--prompt-style", choices=["auto", "completion", "chat"], default="auto",
+                   help="the paper's completion prompt, or the model's chat template (auto: chat for models "
+                        "that have one)")
+    p.add_argument("--repairs", type=int, default=0,
+                   help="repair prompts (with the evaluator's message) per child that never trained")
+    p.add_argument("--lm-dtype", choices=["float32", "bfloat16"], default="float32", help="hf back-end weights")
+    p.add_argument("--lm-threads", type=int, default=0, help="hf back-end CPU threads (0: all cores)")
+    p.add_argument("--lm-max-tokens", type=int, default=512, help="new tokens per sample")
+    p.add_argument("--tune-epochs", type=int, default=5, help="prompt-tuning epochs per round")
+    p.add_argument("--tune-examples", type=int, default=0,
+                   help="prompt-tune on at most this many children per round, fittest first (0: all)")
+    p.add_argument("--tune-length", type=int, default=0, help="tokens per prompt-tuning text (0: the context)")
     p.add_argument("--evaluator", default=None, help="HOST:PORT of an evaluator or a fleet (default: embedded)")
     p.add_argument("--backend", choices=["auto", "docker", "process"], default="auto",
                    help="sandbox of the embedded evaluator")
@@ -54,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
         config = SearchConfig(task=args.task, framework=args.framework, lm=args.lm, rounds=args.rounds,
                               prompts=args.prompts, samples=args.samples, parents=args.parents,
                               shots=args.shots, alpha=args.alpha, max_steps=args.max_steps, seed=args.seed,
-                              mode=args.mode, prompt_tuning=args.prompt_tuning)
+                              mode=args.mode, prompt_tuning=args.prompt_tuning, prompt_style=args.prompt_style,
+                              repairs=args.repairs, lm_dtype=args.lm_dtype, lm_threads=args.lm_threads,
+                              lm_max_tokens=args.lm_max_tokens,
+                              tune_epochs=args.tune_epochs, tune_examples=args.tune_examples,
+                              tune_length=args.tune_length)
     run_search(config, args.run_dir, resume=args.resume, evaluator=args.evaluator,
                backend=args.backend, slots=args.slots, progress=not args.no_progress)
     report = write_report(args.run_dir)

@@ -20,6 +20,14 @@ class LMConfigError(UserError, ValueError):
     """The LM cannot be used as asked (bad spec, no weights, tuning a back-end that cannot tune)."""
 
 
+@dataclass
+class Usage:
+    """What one `generate` call cost in tokens; the caller times it (the run store's LM ledger)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
 @dataclass(frozen=True)
 class TuneReport:
     """What a prompt-tuning step did: losses per epoch, and where the soft prompt was saved."""
@@ -27,6 +35,7 @@ class TuneReport:
     losses: tuple[float, ...]
     path: Path | None
     examples: int
+    seconds: float = 0.0
 
     @property
     def improved(self) -> bool:
@@ -43,10 +52,12 @@ class LanguageModel(abc.ABC):
         self.spec = spec
 
     @abc.abstractmethod
-    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int) -> list[str]:
+    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int,
+                       usage: Usage | None = None) -> list[str]:
         """`num_samples` raw outputs for one prompt. Text models return continuations of
         `prompt.text` (or whole programs, from chat models); `prompt.program_from_output` turns
-        either into a program. May return fewer than asked; raises LMError on failure."""
+        either into a program. May return fewer than asked; raises LMError on failure. Back-ends
+        that count tokens add them to `usage`."""
 
     def tune(self, texts: list[str], out_dir: Path) -> TuneReport:
         """Prompt-tune on `texts` (in the prompt's format) and sample with the result from now on."""

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..prompt import Prompt
-from .base import LanguageModel, LMConfigError, LMError
+from ..prompt import Prompt, chat_messages
+from .base import LanguageModel, LMConfigError, LMError, Usage
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,17 @@ class OpenAICompatibleLM(LanguageModel):
     def __init__(self, spec: str, *, api_key_env: str = "OPENAI_API_KEY", endpoint: Endpoint = "auto",
                  max_concurrency: int = 4, max_retries: int = 5, initial_backoff: float = 0.5,
                  max_backoff: float = 20.0, timeout: float = 120.0, max_tokens: int = 1024,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, prompt_style: str = "auto") -> None:
         super().__init__(spec)
         self.base_url, self.model = parse_spec(spec)
+        if prompt_style not in ("auto", "completion", "chat"):
+            raise LMConfigError(f"the prompt style must be auto, completion or chat, not {prompt_style!r}")
+        # chat: the examples and targets as a conversation (prompt.chat_messages) on /chat/completions;
+        # otherwise the paper's prompt, continued on /completions (or on /chat/completions when auto
+        # finds a server that only chats)
+        self.prompt_style = prompt_style
+        if prompt_style == "chat":
+            endpoint = "chat"
         if endpoint not in ("auto", "completions", "chat"):
             raise LMConfigError(f"endpoint must be 'auto', 'completions' or 'chat', not {endpoint!r}")
         if max_concurrency < 1 or max_retries < 0 or max_tokens < 1:
@@ -126,23 +134,25 @@ class OpenAICompatibleLM(LanguageModel):
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int) -> list[str]:
+    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int,
+                       usage: Usage | None = None) -> list[str]:
         """Raw outputs: continuations of prompt.text (completions) or the chat model's code (chat)."""
         if num_samples <= 0:
             return []
+        usage = usage if usage is not None else Usage()
         if self.endpoint != "chat":
             try:
-                return await self._collect("completions", prompt, num_samples, temperature, seed)
+                return await self._collect("completions", prompt, num_samples, temperature, seed, usage)
             except LMHTTPError as exc:
                 if self.endpoint != "auto" or not is_unsupported(exc.status, exc.body):
                     raise
                 log.info("%s answered HTTP %d to /completions; using /chat/completions from now on",
                          self.base_url, exc.status)
                 self.endpoint = "chat"
-        return await self._collect("chat", prompt, num_samples, temperature, seed)
+        return await self._collect("chat", prompt, num_samples, temperature, seed, usage)
 
     async def _collect(self, kind: Literal["completions", "chat"], prompt: Prompt, num_samples: int,
-                       temperature: float, seed: int) -> list[str]:
+                       temperature: float, seed: int, usage: Usage) -> list[str]:
         """Ask again for what is missing while a server returns fewer choices than `n` (llama.cpp ignores n).
 
         Each further request uses the next seed, so a seeded server does not repeat its sample. Requests
@@ -152,7 +162,9 @@ class OpenAICompatibleLM(LanguageModel):
         round_index = 0
         while len(outputs) < num_samples:
             body = self._payload(kind, prompt, num_samples - len(outputs), temperature, seed + round_index)
-            got = self._texts(kind, await self._post(f"/{self._path(kind)}", body))
+            data = await self._post(f"/{self._path(kind)}", body)
+            got = self._texts(kind, data)
+            self._count(data, usage)
             round_index += 1
             outputs.extend(got[: num_samples - len(outputs)])
             if not got:
@@ -172,8 +184,21 @@ class OpenAICompatibleLM(LanguageModel):
                   "seed": seed}
         if kind == "completions":
             return {**common, "prompt": prompt.text, "stop": list(STOP)}
-        messages = [{"role": "system", "content": SYSTEM_MESSAGE}, {"role": "user", "content": prompt.text}]
+        if self.prompt_style == "chat":
+            messages = chat_messages(prompt)
+        else:
+            messages = [{"role": "system", "content": SYSTEM_MESSAGE}, {"role": "user", "content": prompt.text}]
         return {**common, "messages": messages}
+
+    @staticmethod
+    def _count(data: Any, usage: Usage) -> None:
+        """Add the answer's `usage` (OpenAI's token counts) when the server sends one."""
+        counts = data.get("usage") if isinstance(data, dict) else None
+        if isinstance(counts, dict):
+            for field in ("prompt_tokens", "completion_tokens"):
+                value = counts.get(field)
+                if isinstance(value, int) and value >= 0:
+                    setattr(usage, field, getattr(usage, field) + value)
 
     def _texts(self, kind: str, data: Any) -> list[str]:
         """The output text of each choice; LMError when the answer is not shaped like the API's."""

@@ -9,7 +9,7 @@ import asyncio
 import copy
 import random
 
-from ...lm.base import LanguageModel, LMConfigError, LMError
+from ...lm.base import LanguageModel, LMConfigError, LMError, Usage
 from ...prompt import Prompt
 from .crossover import _cross_args, _cross_splice
 from .edits import EDIT_FUNCTIONS, EDIT_WEIGHTS
@@ -164,7 +164,8 @@ class MutationLM(LanguageModel):
             raise LMConfigError(f"unknown mutation edits {unknown}; known: {', '.join(EDITS)}")
         self.edits = edits
 
-    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int) -> list[str]:
-        """Whole programs (not continuations); CPU-bound, so off the event loop."""
+    async def generate(self, prompt: Prompt, num_samples: int, temperature: float, seed: int,
+                       usage: Usage | None = None) -> list[str]:
+        """Whole programs (not continuations); CPU-bound, so off the event loop. No tokens."""
         codes = [e.code for e in prompt.examples]
         return await asyncio.to_thread(mutate, codes, prompt.task, num_samples, temperature, seed, self.edits)

@@ -61,6 +61,7 @@ serve: setup
 ## demo: a short EvoPrompting search on MNIST-1D with an embedded evaluator, then its report
 ## (builds only the sandbox image the demo uses, on first need)
 demo: $(DEMO_STAMP)
+	tools/demo-prereqs
 	$(BIN)/evoprompt demo
 
 ## test: unit and integration tests (Docker tests skip without an engine unless EVOPROMPT_REQUIRE_DOCKER=1),

@@ -239,3 +239,54 @@ def test_cli_parser():
     report_cmd.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["report", "some/run", "--json"])
     assert args.dir == Path("some/run") and args.json and args.run is report_cmd.run
+
+
+def test_the_lm_ledger_repairs_and_duplicates_are_reported(tmp_path):
+    store, ids = seed_run(tmp_path)
+    store.start_round(1, (ids["mlp"], ids["cnn"]))
+    broken = add(store, 1, "class Model: pass  # broken", parents=(ids["mlp"],))
+    evaluate(store, broken, Status.RUNTIME_ERROR)
+    mended = store.add_candidate(round=1, kind="child", code="class Model: pass  # mended", code_sha256="m",
+                                 request_id="repair-1", parents=(ids["mlp"],), repair_of=broken)
+    evaluate(store, mended, params=500, val=0.9, test=0.88)
+    assert store.add_candidate(round=1, kind="child", code="again", code_sha256="m2", request_id="repair-1",
+                               repair_of=broken) == mended  # a repair stored before a kill is not stored twice
+    add(store, 1, "class Model: pass  # copy", parents=(ids["mlp"],), state="duplicate")
+    store.record_lm_call(round=1, prompt_index=0, repair_of=None, samples=2, prompt_tokens=600,
+                         completion_tokens=300, seconds=30.0)
+    store.record_lm_call(round=1, prompt_index=None, repair_of=broken, samples=1, prompt_tokens=400,
+                         completion_tokens=100, seconds=10.0)
+    store.close()
+    summary = summarize(tmp_path)
+    lm = summary["lm"]
+    assert (lm["calls"], lm["prompt_tokens"], lm["completion_tokens"], lm["seconds"]) == (2, 1000, 400, 40.0)
+    assert lm["completion_tokens_per_second"] == 10.0 and lm["seconds_per_child"] == pytest.approx(40 / 3, abs=1e-3)
+    assert summary["repairs"] == {"attempted": 1, "ok": 1, "filtered_in": 1}
+    assert summary["duplicates"] == 1
+    assert summary["per_round"][0]["lm"]["completion_tokens"] == 400
+    page = write_report(tmp_path).read_text()
+    assert "LM seconds per child" in page and "repairs (OK)" in page
+
+
+def test_a_run_database_of_an_older_version_gains_the_new_columns(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "run.sqlite3"
+    with sqlite3.connect(db) as conn:  # the schema before repairs, duplicates' links and the ledger
+        conn.execute("CREATE TABLE candidates (id INTEGER PRIMARY KEY, round INTEGER NOT NULL, prompt_index INTEGER,"
+                     " sample_index INTEGER, kind TEXT NOT NULL, name TEXT, code TEXT NOT NULL, code_sha256 TEXT NOT"
+                     " NULL, parents TEXT NOT NULL DEFAULT '[]', lm_output TEXT, temperature REAL, request_id TEXT"
+                     " UNIQUE, state TEXT NOT NULL, status TEXT, val_accuracy REAL, test_accuracy REAL, num_params"
+                     " INTEGER, fitness REAL, result TEXT, message TEXT, created REAL NOT NULL, evaluated REAL,"
+                     " submissions INTEGER NOT NULL DEFAULT 0, UNIQUE (round, prompt_index, sample_index))")
+        conn.execute("CREATE TABLE rounds (round INTEGER PRIMARY KEY, parents_in TEXT NOT NULL, parents_out TEXT,"
+                     " tune_losses TEXT, soft_prompt TEXT, state TEXT NOT NULL, started REAL NOT NULL, finished REAL)")
+        conn.execute("INSERT INTO candidates (round, kind, code, code_sha256, state, created)"
+                     " VALUES (0, 'seed', 'x', 'h', 'generated', 0)")
+        conn.execute("INSERT INTO rounds (round, parents_in, state, started) VALUES (1, '[1]', 'started', 0)")
+    with RunStore.open_readonly(db) as old:  # a report reads it as it is
+        assert old.candidates()[0].repair_of is None and old.snapshot().lm_calls == []
+    with RunStore(db) as store:  # a resumed search adds the columns and tables
+        store.finish_round(1, None, None, 12.5)
+        assert store.round(1).tune_seconds == 12.5
+        assert store.candidates()[0].structure is None and store.known_structures() == {"h": 1}

@@ -37,16 +37,20 @@ def machine_image_settings() -> ImageSettings:
 
 
 def choose_backend(requested: str, frameworks: Sequence[str], image_settings: ImageSettings | None = None) -> str:
-    """`docker` or `process` for `requested` (auto, docker or process)."""
+    """`docker` or `process` for `requested` (auto, docker or process).
+
+    auto falls back to the process back-end only when no Docker engine answers. With an engine, a
+    sandbox image that cannot be built is an error whose message says how to fix it (ImageBuildError):
+    silently running LM-written code unsandboxed on a machine that has Docker is what a user would
+    least expect."""
     if requested != "auto":
         return requested
-    from .images import ImageBuildError
     from .sandbox.docker import DockerSandbox
 
     try:
         DockerSandbox(owner="probe", build_missing=True, image_settings=image_settings).check(list(frameworks))
         return "docker"
-    except (EvaluatorUnavailableError, ImageBuildError) as exc:
+    except EvaluatorUnavailableError as exc:
         print(
             f"warning: {str(exc).splitlines()[0]}\nwarning: falling back to the process back-end, which is NOT a "
             "security boundary: the candidate runs as you, with your files and network",

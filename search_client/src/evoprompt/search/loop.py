@@ -33,7 +33,7 @@ from evoprompt.search.seeds import list_seeds
 from .config import SearchConfig
 from .lm.base import LanguageModel, LMConfigError, LMError, Usage
 from .program_hash import structural_hash
-from .prompt import Example, Prompt, anchor_for, build_prompt, metrics_docstring, program_from_output
+from .prompt import Example, Prompt, anchor_for, build_prompt, program_from_output
 from .repair import build_repair_prompt, failure, repairable
 from .store import Candidate, ChildDraft, PlannedPrompt, Round, RunStore
 
@@ -348,7 +348,9 @@ class Search:
         if not rest:
             self.store.event("tuning", f"round {t}: no evaluated child outside the parents to tune on", round=t)
             return None, None, None
-        texts = [f"{metrics_docstring(int(c.num_params or 0), float(c.val_accuracy or 0))}\n{c.code}" for c in rest]
+        opening = anchor_for(self.config.task).search(rest[0].code)
+        texts = [self.lm.tuning_text(self.config.task, opening.group(0) if opening else "", int(c.num_params or 0),
+                                     float(c.val_accuracy or 0), c.code) for c in rest]
         out_dir = self.run_dir / "soft_prompts" / f"round_{t:02d}"
         try:
             report = await asyncio.to_thread(self.lm.tune, texts, out_dir)

@@ -136,6 +136,19 @@ def chat_messages(prompt: Prompt) -> list[dict[str, str]]:
     return [dict(m) for m in prompt.messages] if prompt.messages else _render_chat(prompt)
 
 
+def chat_tuning_messages(task: str, opening: str, num_params: int, val_accuracy: float,
+                         code: str) -> list[dict[str, str]]:
+    """A child as a prompt-tuning example in the chat style: the request for its metrics (without
+    in-context examples, to keep tuning texts short on a CPU) and the program as the answer."""
+    goal, contract = _CHAT_ASKS[task.split("/")[0]]
+    system = (f"You write Python model code for the {task} task. "
+              "Answer with one complete program in one ```python fence, nothing else.")
+    ask = (f"Write a new program whose {goal} about {num_params} parameters and validation accuracy "
+           f"{val_accuracy:.3f}. Contract: {contract.format(signature=opening.rstrip().rstrip(':'))}.")
+    return [{"role": "system", "content": system}, {"role": "user", "content": ask},
+            {"role": "assistant", "content": f"```python\n{code.strip()}\n```"}]
+
+
 def _render_chat(prompt: Prompt) -> list[dict[str, str]]:
     """The examples and targets as a system and a user message.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from evoprompt.sdk.errors import UserError
 
-from ..prompt import Prompt
+from ..prompt import Prompt, metrics_docstring
 
 
 class LMError(Exception):
@@ -58,6 +58,11 @@ class LanguageModel(abc.ABC):
         `prompt.text` (or whole programs, from chat models); `prompt.program_from_output` turns
         either into a program. May return fewer than asked; raises LMError on failure. Back-ends
         that count tokens add them to `usage`."""
+
+    def tuning_text(self, task: str, opening: str, num_params: int, val_accuracy: float, code: str) -> str:
+        """One child as a prompt-tuning example, in the form this LM is prompted with (the paper's:
+        the metrics docstring, then the program)."""
+        return f"{metrics_docstring(num_params, val_accuracy)}\n{code}"
 
     def tune(self, texts: list[str], out_dir: Path) -> TuneReport:
         """Prompt-tune on `texts` (in the prompt's format) and sample with the result from now on."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DTYPES, PROMPT_STYLES
-from ..prompt import METRICS_PREFIX, Prompt, chat_messages
+from ..prompt import METRICS_PREFIX, Prompt, chat_messages, chat_tuning_messages
 from .base import LanguageModel, LMConfigError, LMError, TuneReport, Usage
 from .weights import resolve_weights
 
@@ -189,6 +189,14 @@ class HuggingFaceLM(LanguageModel):
         return text if cut == -1 else text[:cut]
 
     # -- prompt-tuning --------------------------------------------------------------------------
+    def tuning_text(self, task: str, opening: str, num_params: int, val_accuracy: float, code: str) -> str:
+        """In the chat style, a request for the child's metrics answered with its program (the soft
+        prompt then learns what the model is asked at sampling); else the paper's format."""
+        if self.prompt_style != "chat":
+            return super().tuning_text(task, opening, num_params, val_accuracy, code)
+        messages = chat_tuning_messages(task, opening, num_params, val_accuracy, code)
+        return str(self.tokenizer.apply_chat_template(messages, tokenize=False))
+
     def _ensure_peft(self) -> Any:
         if self.peft_model is None:
             from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model

@@ -54,7 +54,7 @@ def run_arm(name: str, out: Path, config: Any, endpoint: str) -> dict[str, Any]:
     if done.is_file():
         return json.loads(done.read_text())
     run_dir = out / name / "run"
-    resume = (run_dir / "config.json").is_file()
+    resume = (run_dir / "config.json").is_file()  # a killed benchmark, or a fork (fork_after_round_one)
     started = time.monotonic()
     run_search(None if resume else config, run_dir, resume=resume, evaluator=endpoint, progress=False)
     arm = {"name": name, "config": json.loads((run_dir / "config.json").read_text()),
@@ -84,13 +84,36 @@ def measure(run_dir: Path) -> dict[str, Any]:
                 "best_fitness": max((c.fitness for c in pool if c.fitness is not None), default=None),
                 "best_test_below_cnn_size": max((c.test_accuracy for c in small), default=None)}
 
+    rounds = sorted({c.round for c in children})
     return {"with_repairs": shares(children), "without_repairs": shares([c for c in children if c.repair_of is None]),
+            # per round: where tuned and untuned LMs answer the same prompts (round 2 on), side by side
+            "per_round": {r: shares([c for c in children if c.round == r]) for r in rounds},
             "cnn_seed": {"num_params": cnn.num_params, "test_accuracy": cnn.test_accuracy,
                          "fitness": cnn.fitness} if cnn else None}
 
 
 def _share(k: int, n: int) -> float | None:
     return round(k / n, 3) if n else None
+
+
+def fork_after_round_one(source: Path, target: Path, **changes: Any) -> None:
+    """`target` becomes `source`'s run as it stood after round 1 (same prompts, samples, evaluations
+    and parents), with `changes` to its settings: "evolution without tuning" then differs from
+    EvoPrompting only from round 2 on, where the tuned and untuned LM answer the very same prompts
+    with the very same seeds (the issue's "same prompts, same seeds" comparison), and round 1's LM
+    time is not spent twice. Round 1's tuning stays on record but is never loaded (tuning off)."""
+    import shutil
+    import sqlite3
+
+    if (target / "config.json").is_file():
+        return
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("report", "round_0[2-9]", "round_[1-9]*"))
+    with sqlite3.connect(target / "run.sqlite3") as db:
+        for table in ("candidates", "prompts", "rounds", "lm_calls"):
+            db.execute(f"DELETE FROM {table} WHERE round > 1")
+        db.execute("DELETE FROM events WHERE round > 1")
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**config, **changes}, indent=2) + "\n")
 
 
 def children_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str) -> list[dict[str, Any]]:
@@ -147,9 +170,16 @@ def compare_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str)
                                   prompt_style=args.style, repairs=args.repairs, lm_dtype=args.dtype,
                                   lm_max_tokens=args.max_tokens, tune_epochs=args.tune_epochs,
                                   tune_examples=args.tune_examples, tune_length=args.tune_length)
-            arm = run_arm(f"compare-{arm_name}-seed{seed}", args.out, config, endpoint)
+            name = f"compare-{arm_name}-seed{seed}"
+            tuned = args.out / f"compare-evoprompting-seed{seed}"
+            if arm_name == "evolution-no-tuning" and (tuned / "arm.json").is_file():
+                fork_after_round_one(tuned / "run", args.out / name / "run", prompt_tuning="off")
+            arm = run_arm(name, args.out, config, endpoint)
             results.setdefault(arm_name, []).append(arm)
             print(f"{arm_name} seed {seed}: best fitness {arm['with_repairs']['best_fitness']}", flush=True)
+    later = ["arm", "seed", "round", "samples", "train OK", "best fitness"]
+    print_table(later, [[name, a["config"]["seed"], r, v["samples"], v["trained_ok"], v["best_fitness"]]
+                        for name, arms in results.items() for a in arms for r, v in a["per_round"].items()])
     header = ["arm", "seeds", "children", "train OK", "best fitness", "best test < CNN size", "LM s", "eval s",
               "tune s/round", "wall s"]
     rows, table = [], {}

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from evoprompt.search.lm.base import LMError
+from evoprompt.search.lm.base import LMConfigError, LMError
 from evoprompt.search.lm.hf import HuggingFaceLM, TuningConfig
 from evoprompt.search.prompt import Prompt
 from tests.support.tiny_lm import build_tiny_model
@@ -116,3 +116,36 @@ def test_an_index_error_in_generate_is_an_lm_error(model_dir, soft_prompt, monke
     monkeypatch.setattr(lm.model, "generate", broken)
     with pytest.raises(LMError, match="index ran past the model's embeddings"):
         asyncio.run(lm.generate(prompt("def f(x):"), 1, 0.8, seed=0))
+
+
+def test_the_chat_style_renders_through_the_models_template(tmp_path):
+    """An instruct model (one with a chat template) is prompted through it by default; its tuning
+    texts are the same conversation answered by the child; a base model keeps the paper's format."""
+    from transformers import AutoTokenizer
+
+    from evoprompt.search.prompt import Example, build_prompt
+    from evoprompt.search.seeds import list_seeds
+
+    folder = build_tiny_model(tmp_path / "chat", CORPUS, arch="llama", vocab_size=300, layers=1, width=32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+                               "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    tokenizer.save_pretrained(folder)
+    seeds = {s.name: s.code for s in list_seeds("mnist1d", "torch")}
+    p = build_prompt([Example(seeds["cnn"], 5210, 0.918), Example(seeds["mlp"], 15210, 0.65)], "mnist1d")
+
+    chat = HuggingFaceLM(f"hf:{folder}", max_new_tokens=8)
+    assert chat.prompt_style == "chat"
+    text = chat.render(p)
+    assert text.startswith("<|system|>") and text.endswith("<|assistant|>")
+    assert "about 4700 parameters" in text and seeds["mlp"].strip() in text
+    tuning = chat.tuning_text("mnist1d", "class Model(nn.Module):", 900, 0.8, seeds["mlp"])
+    assert "about 900 parameters" in tuning and f"<|assistant|>```python\n{seeds['mlp'].strip()}\n```" in tuning
+    assert len(asyncio.run(chat.generate(p, 2, 0.8, seed=0))) == 2
+
+    completion = HuggingFaceLM(f"hf:{folder}", max_new_tokens=8, prompt_style="completion")
+    assert completion.render(p) == p.text
+    assert completion.tuning_text("mnist1d", "", 900, 0.8, "x = 1").startswith('"""Metrics: {\'num_params\': 900')
+    with pytest.raises(LMConfigError, match="needs a model with a chat template"):
+        HuggingFaceLM(f"hf:{build_tiny_model(tmp_path / 'base', CORPUS, vocab_size=300, layers=1, width=32)}",
+                      prompt_style="chat")

@@ -45,6 +45,7 @@ class SearchConfig:
     lm_dtype: str = "float32"
     lm_threads: int = 0  # 0: torch's default (the machine's cores)
     lm_max_tokens: int = 512  # new tokens per sample (hf and openai back-ends)
+    lm_top_p: float = 0.95  # nucleus sampling (1.0: the paper's temperature sampling alone)
     lm_timeout: float = 600.0  # seconds per request to an openai server (a CPU server writes ~2-15 tokens/s)
     tune_epochs: int = 5
     tune_examples: int = 0  # at most this many children per round (best first); 0: all
@@ -73,6 +74,8 @@ class SearchConfig:
         for name in ("repairs", "lm_threads", "tune_examples", "tune_length"):
             if getattr(self, name) < 0:
                 problems.append(f"--{name.replace('_', '-')} must be >= 0")
+        if not 0 < self.lm_top_p <= 1:
+            problems.append("--lm-top-p must be in (0, 1]")
         if self.lm_timeout <= 0:
             problems.append("--lm-timeout must be positive")
         if self.lm_max_tokens < 1:
@@ -103,9 +106,10 @@ class SearchConfig:
             from .lm.hf import TuningConfig
 
             return {"dtype": self.lm_dtype, "threads": self.lm_threads, "prompt_style": self.prompt_style,
-                    "max_new_tokens": self.lm_max_tokens,
+                    "max_new_tokens": self.lm_max_tokens, "top_p": self.lm_top_p,
                     "tuning": TuningConfig(epochs=self.tune_epochs, max_examples=self.tune_examples,
                                            max_length=self.tune_length)}
         if self.lm.startswith("openai:"):
-            return {"prompt_style": self.prompt_style, "max_tokens": self.lm_max_tokens, "timeout": self.lm_timeout}
+            return {"prompt_style": self.prompt_style, "max_tokens": self.lm_max_tokens, "timeout": self.lm_timeout,
+                    "top_p": self.lm_top_p}
         return {}

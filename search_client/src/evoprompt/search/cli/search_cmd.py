@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lm-dtype", choices=["float32", "bfloat16"], default="float32", help="hf back-end weights")
     p.add_argument("--lm-threads", type=int, default=0, help="hf back-end CPU threads (0: all cores)")
     p.add_argument("--lm-max-tokens", type=int, default=512, help="new tokens per sample")
+    p.add_argument("--lm-top-p", type=float, default=0.95, help="nucleus sampling (1.0: temperature alone)")
     p.add_argument("--lm-timeout", type=float, default=600.0, help="seconds per request to an openai: server")
     p.add_argument("--tune-epochs", type=int, default=5, help="prompt-tuning epochs per round")
     p.add_argument("--tune-examples", type=int, default=0,
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                               mode=args.mode, prompt_tuning=args.prompt_tuning, prompt_style=args.prompt_style,
                               repairs=args.repairs, lm_dtype=args.lm_dtype, lm_threads=args.lm_threads,
                               lm_max_tokens=args.lm_max_tokens, lm_timeout=args.lm_timeout,
+                              lm_top_p=args.lm_top_p,
                               tune_epochs=args.tune_epochs, tune_examples=args.tune_examples,
                               tune_length=args.tune_length)
     run_search(config, args.run_dir, resume=args.resume, evaluator=args.evaluator,

@@ -41,7 +41,7 @@ class HuggingFaceLM(LanguageModel):
 
     def __init__(self, spec: str, *, device: str = "auto", max_new_tokens: int = 512, batch_size: int = 8,
                  tuning: TuningConfig | None = None, dtype: str = "float32", threads: int = 0,
-                 prompt_style: str = "auto") -> None:
+                 prompt_style: str = "auto", top_p: float = 0.95) -> None:
         super().__init__(spec)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -77,6 +77,9 @@ class HuggingFaceLM(LanguageModel):
             else prompt_style
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        # nucleus sampling: the paper samples a 62B model by temperature alone; a 0.1-0.5B model's
+        # long tail at temperature 0.8-1.0 writes prose instead of code
+        self.top_p = top_p
         self.tuning = tuning or TuningConfig()
         self.peft_model: Any = None
         self.sampled_with_soft_prompt: list[bool] = []  # one entry per generate call, for tests and logs
@@ -120,7 +123,8 @@ class HuggingFaceLM(LanguageModel):
                 try:
                     generated = self.model.generate(
                         **inputs, attention_mask=torch.ones((1, length), dtype=torch.long, device=self.device),
-                        do_sample=True, temperature=max(temperature, 1e-3), top_k=0, max_new_tokens=new_tokens,
+                        do_sample=True, temperature=max(temperature, 1e-3), top_k=0, top_p=self.top_p,
+                        max_new_tokens=new_tokens,
                         num_return_sequences=count, pad_token_id=self.tokenizer.pad_token_id,
                         stopping_criteria=[stop],
                     )

@@ -100,7 +100,8 @@ class OpenAICompatibleLM(LanguageModel):
     def __init__(self, spec: str, *, api_key_env: str = "OPENAI_API_KEY", endpoint: Endpoint = "auto",
                  max_concurrency: int = 4, max_retries: int = 5, initial_backoff: float = 0.5,
                  max_backoff: float = 20.0, timeout: float = 120.0, max_tokens: int = 1024,
-                 transport: httpx.AsyncBaseTransport | None = None, prompt_style: str = "auto") -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, prompt_style: str = "auto",
+                 top_p: float | None = None) -> None:
         super().__init__(spec)
         self.base_url, self.model = parse_spec(spec)
         if prompt_style not in ("auto", "completion", "chat"):
@@ -109,6 +110,7 @@ class OpenAICompatibleLM(LanguageModel):
         # otherwise the paper's prompt, continued on /completions (or on /chat/completions when auto
         # finds a server that only chats)
         self.prompt_style = prompt_style
+        self.top_p = top_p
         if prompt_style == "chat":
             endpoint = "chat"
         if endpoint not in ("auto", "completions", "chat"):
@@ -181,7 +183,7 @@ class OpenAICompatibleLM(LanguageModel):
 
     def _payload(self, kind: str, prompt: Prompt, n: int, temperature: float, seed: int) -> dict[str, Any]:
         common = {"model": self.model, "n": n, "temperature": temperature, "max_tokens": self.max_tokens,
-                  "seed": seed}
+                  "seed": seed, **({"top_p": self.top_p} if self.top_p is not None else {})}
         if kind == "completions":
             return {**common, "prompt": prompt.text, "stop": list(STOP)}
         if self.prompt_style == "chat":

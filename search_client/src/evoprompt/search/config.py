@@ -43,7 +43,7 @@ class SearchConfig:
     repairs: int = 0  # repair prompts per child that never trained (0: the paper's loop drops it)
     # the hf back-end: dtype and threads for sampling, and a CPU-sized prompt-tuning budget per round
     lm_dtype: str = "float32"
-    lm_threads: int = 0  # 0: torch's default (the machine's cores)
+    lm_threads: int = 0  # 0: half the machine's cores (the evaluator trains on the others)
     lm_max_tokens: int = 512  # new tokens per sample (hf and openai back-ends)
     lm_top_p: float = 0.95  # nucleus sampling (1.0: the paper's temperature sampling alone)
     lm_timeout: float = 600.0  # seconds per request to an openai server (a CPU server writes ~2-15 tokens/s)

@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repairs", type=int, default=0,
                    help="repair prompts (with the evaluator's message) per child that never trained")
     p.add_argument("--lm-dtype", choices=["float32", "bfloat16"], default="float32", help="hf back-end weights")
-    p.add_argument("--lm-threads", type=int, default=0, help="hf back-end CPU threads (0: all cores)")
+    p.add_argument("--lm-threads", type=int, default=0,
+                   help="hf back-end CPU threads (0: half the cores; the evaluator trains on the rest)")
     p.add_argument("--lm-max-tokens", type=int, default=512, help="new tokens per sample")
     p.add_argument("--lm-top-p", type=float, default=0.95, help="nucleus sampling (1.0: temperature alone)")
     p.add_argument("--lm-timeout", type=float, default=600.0, help="seconds per request to an openai: server")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -36,6 +37,10 @@ class TuningConfig:
     max_length: int = 0
 
 
+def default_threads() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 class HuggingFaceLM(LanguageModel):
     tunable = True
 
@@ -53,8 +58,11 @@ class HuggingFaceLM(LanguageModel):
             raise LMConfigError(f"the hf back-end's dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
         if prompt_style not in PROMPT_STYLES:
             raise LMConfigError(f"the prompt style must be one of {', '.join(PROMPT_STYLES)}, not {prompt_style!r}")
-        if threads > 0:
-            torch.set_num_threads(threads)
+        # half the cores by default: the search's own evaluator trains children on the same machine,
+        # and torch's OpenMP threads degrade badly when oversubscribed (measured on 2 cores with two
+        # sandboxes training: 2 threads sampled 0.36 tokens/s, 1 thread 1.7)
+        self.threads = threads or default_threads()
+        torch.set_num_threads(self.threads)
         try:
             source = resolve_weights(name)
             self.tokenizer = AutoTokenizer.from_pretrained(source)

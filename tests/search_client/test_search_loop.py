@@ -324,3 +324,18 @@ def test_copies_that_differ_only_in_names_and_comments_cost_no_evaluation(tmp_pa
     children = store.candidates(kind="child")
     assert [c.state for c in children] == ["duplicate", "duplicate"]
     assert [c.duplicate_of for c in children] == [seed_id, seed_id]
+
+
+def test_a_round_without_a_trained_child_tunes_on_its_parents(tmp_path, endpoint):
+    class BrokenTunableLM(TunableScriptedLM):
+        async def generate(self, prompt, num_samples, temperature, seed, usage=None):
+            self.calls.append((prompt.text, num_samples, temperature, seed))
+            return [f"    x = '{FAKE_SHAPE_ERROR}'\n    width = {seed * 10 + i}\n" for i in range(num_samples)]
+
+    lm = BrokenTunableLM()
+    store = search(tmp_path, endpoint, lm, rounds=2, prompts=1, samples=2, parents=2)
+    seeds = {c.id: c.code for c in store.candidates(kind="seed")}
+    assert all(c.status == "RUNTIME_ERROR" for c in store.candidates(kind="child"))
+    assert len(lm.tuned) == 1 and len(lm.tuned[0]) == len(seeds)  # round 1's parents: the four seeds
+    assert all(any(code in text for code in seeds.values()) for text in lm.tuned[0])
+    assert any("tuned on the 4 parents instead" in e.message for e in store.events())

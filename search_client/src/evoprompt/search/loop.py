@@ -346,8 +346,15 @@ class Search:
         rest = sorted((c for c in self.store.candidates(round=t, kind="child", status="OK")
                        if c.id not in set(parents_out)), key=lambda c: (-(c.fitness or -1e18), c.id))
         if not rest:
-            self.store.event("tuning", f"round {t}: no evaluated child outside the parents to tune on", round=t)
-            return None, None, None
+            # beyond the paper, for small LMs whose children seldom train: rather than no tuning at
+            # all, tune on the parents the round chose (the seeds, when no child qualified), so the
+            # soft prompt still learns what programs that train look like
+            rest = [c for c in self.store.by_ids(parents_out).values() if c.status == "OK"]
+            if not rest:
+                self.store.event("tuning", f"round {t}: no evaluated program to tune on", round=t)
+                return None, None, None
+            self.store.event("tuning", f"round {t}: no child outside the parents trained OK; tuned on the "
+                                       f"{len(rest)} parents instead", round=t)
         opening = anchor_for(self.config.task).search(rest[0].code)
         texts = [self.lm.tuning_text(self.config.task, opening.group(0) if opening else "", int(c.num_params or 0),
                                      float(c.val_accuracy or 0), c.code) for c in rest]

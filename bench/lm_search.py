@@ -121,7 +121,7 @@ def children_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str
 
     arms = []
     for model, spec in specs.items():
-        for style in ("completion", "chat"):
+        for style in args.styles.split(","):
             config = SearchConfig(task="mnist1d", framework="torch", lm=spec, mode="few-shot", rounds=1,
                                   prompts=args.prompts, samples=args.samples, parents=4, max_steps=args.max_steps,
                                   seed=0, prompt_style=style, repairs=args.repairs, lm_dtype=args.dtype,
@@ -135,7 +135,7 @@ def children_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str
     rows = []
     for arm in arms:
         lm = arm["summary"]["lm"]
-        rows.append([arm["name"].split("-", 2)[2].rsplit("-", 1)[0], arm["config"]["prompt_style"],
+        rows.append([arm["name"].removeprefix("children-").rsplit("-", 1)[0], arm["config"]["prompt_style"],
                      arm["with_repairs"]["samples"], arm["with_repairs"]["parsed"], arm["with_repairs"]["trained_ok"],
                      arm["with_repairs"]["copies"], arm["without_repairs"]["trained_ok"],
                      arm["without_repairs"]["samples"], lm["completion_tokens_per_second"], lm["seconds_per_child"],
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--repairs", type=int, default=1)
-    parser.add_argument("--style", default="auto", choices=["auto", "completion", "chat"])
+    parser.add_argument("--style", default="auto", choices=["auto", "completion", "chat"], help="compare's style")
+    parser.add_argument("--styles", default="completion,chat", help="children's styles, in order")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--tune-epochs", type=int, default=3)
     parser.add_argument("--tune-examples", type=int, default=16)

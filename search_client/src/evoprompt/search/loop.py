@@ -286,7 +286,7 @@ class Search:
             outputs = None
         self.store.record_lm_call(round=t, prompt_index=prompt_index, repair_of=repair_of, samples=n,
                                   prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                                  seconds=time.monotonic() - started)
+                                  seconds=usage.seconds or time.monotonic() - started)
         return outputs
 
     def _syntax_problem(self, code: str) -> str | None:

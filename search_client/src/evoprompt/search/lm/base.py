@@ -22,10 +22,13 @@ class LMConfigError(UserError, ValueError):
 
 @dataclass
 class Usage:
-    """What one `generate` call cost in tokens; the caller times it (the run store's LM ledger)."""
+    """What one `generate` call cost (the run store's LM ledger). `seconds`: time the back-end
+    spent on it, when it knows better than the caller's clock (local weights shared by concurrent
+    calls: time holding them, not waiting for them); 0 means the caller's wall time."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,7 @@ class HuggingFaceLM(LanguageModel):
         self.sampled_with_soft_prompt.append(soft)
         outputs: list[str] = []
         with self._lock, torch.no_grad():
+            started = time.monotonic()
             torch.manual_seed(seed)
             inputs = self._soft_prompted(ids) if soft else {"input_ids": ids}
             length = next(iter(inputs.values())).shape[1]  # virtual + prompt tokens
@@ -148,6 +149,7 @@ class HuggingFaceLM(LanguageModel):
                 for row in (generated[:, ids.shape[1]:] if not soft else generated):
                     usage.completion_tokens += self._sampled_length(row)
                     outputs.append(self._cut(self.tokenizer.decode(row, skip_special_tokens=True)))
+            usage.seconds += time.monotonic() - started
         return outputs
 
     def _sampled_length(self, row: Any) -> int:

@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--repairs", type=int, default=1)
-    parser.add_argument("--style", default="auto", choices=["auto", "completion", "chat"], help="compare's style")
+    parser.add_argument("--style", default="completion", choices=["completion", "chat"], help="compare's style")
     parser.add_argument("--styles", default="completion,chat", help="children's styles, in order")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--tune-epochs", type=int, default=3)

@@ -119,8 +119,8 @@ def test_an_index_error_in_generate_is_an_lm_error(model_dir, soft_prompt, monke
 
 
 def test_the_chat_style_renders_through_the_models_template(tmp_path):
-    """An instruct model (one with a chat template) is prompted through it by default; its tuning
-    texts are the same conversation answered by the child; a base model keeps the paper's format."""
+    """The chat style prompts an instruct model (one with a chat template) through it, and its tuning
+    texts are the same conversation answered by the child; the default is the paper's format."""
     from transformers import AutoTokenizer
 
     from evoprompt.search.prompt import Example, build_prompt
@@ -134,7 +134,7 @@ def test_the_chat_style_renders_through_the_models_template(tmp_path):
     seeds = {s.name: s.code for s in list_seeds("mnist1d", "torch")}
     p = build_prompt([Example(seeds["cnn"], 5210, 0.918), Example(seeds["mlp"], 15210, 0.65)], "mnist1d")
 
-    chat = HuggingFaceLM(f"hf:{folder}", max_new_tokens=8)
+    chat = HuggingFaceLM(f"hf:{folder}", max_new_tokens=8, prompt_style="chat")
     assert chat.prompt_style == "chat"
     text = chat.render(p)
     assert text.startswith("<|system|>") and text.endswith("<|assistant|>")
@@ -143,7 +143,7 @@ def test_the_chat_style_renders_through_the_models_template(tmp_path):
     assert "about 900 parameters" in tuning and f"<|assistant|>```python\n{seeds['mlp'].strip()}\n```" in tuning
     assert len(asyncio.run(chat.generate(p, 2, 0.8, seed=0))) == 2
 
-    completion = HuggingFaceLM(f"hf:{folder}", max_new_tokens=8, prompt_style="completion")
+    completion = HuggingFaceLM(f"hf:{folder}", max_new_tokens=8)  # the default, template or not
     assert completion.render(p) == p.text
     assert completion.tuning_text("mnist1d", "", 900, 0.8, "x = 1").startswith('"""Metrics: {\'num_params\': 900')
     with pytest.raises(LMConfigError, match="needs a model with a chat template"):

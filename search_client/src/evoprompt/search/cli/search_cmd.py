@@ -30,9 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the algorithm, or one of the paper's ablations")
     p.add_argument("--prompt-tuning", choices=["auto", "on", "off"], default="auto",
                    help="soft-prompt tuning between rounds (auto: on for hf back-ends)")
-    p.add_argument("--prompt-style", choices=["auto", "completion", "chat"], default="auto",
-                   help="the paper's completion prompt, or the model's chat template (auto: chat for models "
-                        "that have one)")
+    p.add_argument("--prompt-style", choices=["completion", "chat"], default="completion",
+                   help="the paper's completion prompt (default), or the model's chat template")
     p.add_argument("--repairs", type=int, default=0,
                    help="repair prompts (with the evaluator's message) per child that never trained")
     p.add_argument("--lm-dtype", choices=["float32", "bfloat16"], default="float32", help="hf back-end weights")

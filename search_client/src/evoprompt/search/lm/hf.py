@@ -46,7 +46,7 @@ class HuggingFaceLM(LanguageModel):
 
     def __init__(self, spec: str, *, device: str = "auto", max_new_tokens: int = 512, batch_size: int = 8,
                  tuning: TuningConfig | None = None, dtype: str = "float32", threads: int = 0,
-                 prompt_style: str = "auto", top_p: float = 0.95) -> None:
+                 prompt_style: str = "completion", top_p: float = 0.95) -> None:
         super().__init__(spec)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -81,8 +81,7 @@ class HuggingFaceLM(LanguageModel):
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         if prompt_style == "chat" and not self.has_chat_template:
             raise LMConfigError(f"--prompt-style chat needs a model with a chat template; {name!r} has none")
-        self.prompt_style = ("chat" if self.has_chat_template else "completion") if prompt_style == "auto" \
-            else prompt_style
+        self.prompt_style = prompt_style
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         # nucleus sampling: the paper samples a 62B model by temperature alone; a 0.1-0.5B model's

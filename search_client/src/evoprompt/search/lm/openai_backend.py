@@ -100,12 +100,12 @@ class OpenAICompatibleLM(LanguageModel):
     def __init__(self, spec: str, *, api_key_env: str = "OPENAI_API_KEY", endpoint: Endpoint = "auto",
                  max_concurrency: int = 4, max_retries: int = 5, initial_backoff: float = 0.5,
                  max_backoff: float = 20.0, timeout: float = 120.0, max_tokens: int = 1024,
-                 transport: httpx.AsyncBaseTransport | None = None, prompt_style: str = "auto",
+                 transport: httpx.AsyncBaseTransport | None = None, prompt_style: str = "completion",
                  top_p: float | None = None) -> None:
         super().__init__(spec)
         self.base_url, self.model = parse_spec(spec)
-        if prompt_style not in ("auto", "completion", "chat"):
-            raise LMConfigError(f"the prompt style must be auto, completion or chat, not {prompt_style!r}")
+        if prompt_style not in ("completion", "chat"):
+            raise LMConfigError(f"the prompt style must be completion or chat, not {prompt_style!r}")
         # chat: the examples and targets as a conversation (prompt.chat_messages) on /chat/completions;
         # otherwise the paper's prompt, continued on /completions (or on /chat/completions when auto
         # finds a server that only chats)

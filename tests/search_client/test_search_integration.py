@@ -51,15 +51,18 @@ def test_random_gpt2_samples_and_its_soft_prompt_tunes(tmp_path):
 
 
 def prompt_format_texts() -> list[str]:
-    """Prompts from pairs of seeds, each followed by the body of the logistic or MLP seed: enough
-    training for a tiny model to write programs that parse and train (random weights never do)."""
+    """Prompts from pairs of seeds, each followed by the body of the logistic seed or of a narrower
+    MLP (hidden width 32, not a seed: a copy of a seed would be a duplicate and never evaluated):
+    enough training for a tiny model to write programs that parse and train (random weights never do)."""
     rng = random.Random(0)
+    bodies = [split_program(s.code, "mnist1d")[2].rstrip() for s in TORCH_SEEDS if s.name == "logistic"]
+    mlp = next(s.code for s in TORCH_SEEDS if s.name == "mlp").replace("100", "32")
+    bodies.append(split_program(mlp, "mnist1d")[2].rstrip())
     texts = []
     for a, b in itertools.permutations(TORCH_SEEDS, 2):
-        for target in (s for s in TORCH_SEEDS if s.name in ("logistic", "mlp")):
+        for body in bodies:
             examples = [Example(a.code, rng.randrange(400, 16000), rng.random()),
                         Example(b.code, rng.randrange(400, 16000), rng.random())]
-            body = split_program(target.code, "mnist1d")[2].rstrip()
             texts.append(f"{build_prompt(examples, 'mnist1d').text}{body}\n\n\n")
     return texts
 
@@ -67,9 +70,10 @@ def prompt_format_texts() -> list[str]:
 def test_hf_pipeline_end_to_end(tmp_path):
     """sample -> filter invalid code -> evaluate -> select -> prompt-tune -> sample with the soft prompt.
 
-    The tiny model writes mostly the logistic seed's body (evaluated OK once, then duplicates) and junk
-    (invalid). With the paper's alpha the weak child is dropped from selection, the seeds stay the
-    parents, and the child, evaluated but not chosen, is what the soft prompt is tuned on."""
+    The tiny model writes mostly the narrow MLP's body (evaluated OK once, then duplicates), copies of
+    the logistic seed (duplicates of it, never evaluated) and junk (invalid). With the paper's alpha
+    the weak child is dropped from selection, the seeds stay the parents, and the child, evaluated
+    but not chosen, is what the soft prompt is tuned on."""
     path = build_tiny_model(tmp_path / "llama", [s.code for s in TORCH_SEEDS], arch="llama",
                             train_texts=prompt_format_texts(), train_steps=200)
     lm = HuggingFaceLM(f"hf:{path}", max_new_tokens=200)

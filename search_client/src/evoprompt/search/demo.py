@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 DEFAULT_LM = "hf:Qwen/Qwen2.5-Coder-0.5B-Instruct"
+DEMO_LM_TOKENS = 384
 
 
 def hub_unreachable(spec: str) -> str | None:
@@ -69,7 +70,11 @@ def load_lm(spec: str, why: str = ""):  # -> LanguageModel
         reason = hub_unreachable(spec)  # decided at once, without the hub client's retries
         if reason:
             raise LMConfigError(reason)
-        return make_lm(spec)
+        from evoprompt.search.config import SearchConfig
+
+        # the demo's LM settings (384 new tokens: a small model's program fits), as a search would pass them
+        options = SearchConfig(task="mnist1d", framework="torch", lm=spec, lm_max_tokens=DEMO_LM_TOKENS).lm_options()
+        return make_lm(spec, **options)
     except LMConfigError as exc:
         print(f"demo: cannot use the LM {spec!r}: {exc}\n"
               "demo: falling back to the `mutation` operator (no LM); set EVOPROMPT_LM to hf:LOCAL_PATH or "
@@ -104,11 +109,18 @@ def run_demo(args: argparse.Namespace) -> int:
 
     run_dir = args.run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     lm = load_lm(*choose_lm())
+    prompts, samples = args.prompts, args.samples
+    if lm.spec.startswith("hf:") and str(getattr(lm, "device", "cpu")) == "cpu":
+        # a 0.5B model samples ~2-7 tokens/s on 2 cores (README, "Real LMs on a CPU"): a demo of
+        # 48 samples would take an hour, so a CPU demo samples 2 x 2 per round
+        prompts, samples = min(prompts, 2), min(samples, 2)
+        print(f"demo: the LM runs on the CPU: {prompts} prompts x {samples} samples per round "
+              "(about a minute of sampling per sample)", file=sys.stderr, flush=True)
     config = SearchConfig(task="mnist1d", framework=args.framework, lm=lm.spec, rounds=args.rounds,
-                          prompts=args.prompts, samples=args.samples, parents=args.parents,
-                          max_steps=args.max_steps)
-    print(f"EvoPrompting on MNIST-1D ({args.framework}): {args.rounds} rounds x {args.prompts} prompts x "
-          f"{args.samples} samples, {args.max_steps} training steps each, LM {lm.spec}; run dir {run_dir}",
+                          prompts=prompts, samples=samples, parents=args.parents,
+                          max_steps=args.max_steps, lm_max_tokens=DEMO_LM_TOKENS)
+    print(f"EvoPrompting on MNIST-1D ({args.framework}): {args.rounds} rounds x {prompts} prompts x "
+          f"{samples} samples, {args.max_steps} training steps each, LM {lm.spec}; run dir {run_dir}",
           flush=True)
     started = time.monotonic()
     try:

@@ -124,9 +124,10 @@ def children_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str
         for style in args.styles.split(","):
             config = SearchConfig(task="mnist1d", framework="torch", lm=spec, mode="few-shot", rounds=1,
                                   prompts=args.prompts, samples=args.samples, parents=4, max_steps=args.max_steps,
-                                  seed=0, prompt_style=style, repairs=args.repairs, lm_dtype=args.dtype,
-                                  lm_max_tokens=args.max_tokens)
-            arm = run_arm(f"children-{model}-{style}", args.out, config, endpoint)
+                                  seed=args.children_seed, prompt_style=style, repairs=args.repairs,
+                                  lm_dtype=args.dtype, lm_max_tokens=args.max_tokens)
+            suffix = f"-seed{args.children_seed}" if args.children_seed else ""
+            arm = run_arm(f"children-{model}-{style}{suffix}", args.out, config, endpoint)
             arms.append(arm)
             row = arm["with_repairs"]
             print(f"{model} {style}: {row}", flush=True)
@@ -135,7 +136,8 @@ def children_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str
     rows = []
     for arm in arms:
         lm = arm["summary"]["lm"]
-        rows.append([arm["name"].removeprefix("children-").rsplit("-", 1)[0], arm["config"]["prompt_style"],
+        style = arm["config"]["prompt_style"]
+        rows.append([arm["name"].removeprefix("children-").split(f"-{style}")[0], style,
                      arm["with_repairs"]["samples"], arm["with_repairs"]["parsed"], arm["with_repairs"]["trained_ok"],
                      arm["with_repairs"]["copies"], arm["without_repairs"]["trained_ok"],
                      arm["without_repairs"]["samples"], lm["completion_tokens_per_second"], lm["seconds_per_child"],
@@ -203,6 +205,10 @@ def compare_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str)
 
 
 def _tune_seconds(arm: dict[str, Any]) -> list[float]:
+    """Seconds of each tuning step the arm's LM sampled with (a fork without tuning keeps round 1's on
+    record, unused)."""
+    if arm["config"].get("prompt_tuning") == "off":
+        return []
     return [r["tune_seconds"] for r in arm["summary"]["per_round"] if r.get("tune_seconds")]
 
 
@@ -235,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repairs", type=int, default=1)
     parser.add_argument("--style", default="completion", choices=["completion", "chat"], help="compare's style")
     parser.add_argument("--styles", default="completion,chat", help="children's styles, in order")
+    parser.add_argument("--children-seed", type=int, default=0, help="children's search seed (its prompts and samples)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--tune-epochs", type=int, default=3)
     parser.add_argument("--tune-examples", type=int, default=16)

@@ -16,7 +16,7 @@ from evoprompt.search.seeds import list_seeds
 from tests.support.servers import PROGRAMS, framework_of, job_containers
 
 pytestmark = pytest.mark.integration
-STEPS = 200
+STEPS = 100  # enough for the CNN to beat chance (about 0.58 at 100 steps, 0.77 at 200)
 
 SEEDS = [s for fw in ("torch", "flax") for s in list_seeds("mnist1d", fw)]
 

@@ -4,14 +4,16 @@ near and past the context, and its errors."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 
-from evoprompt.search.lm.base import LMConfigError, LMError
-from evoprompt.search.lm.hf import HuggingFaceLM, TuningConfig
-from evoprompt.search.prompt import Prompt
+from evoprompt.search.lm.base import LMConfigError, LMError, Usage
+from evoprompt.search.lm.hf import HuggingFaceLM, TuningConfig, _StopAtText
+from evoprompt.search.prompt import Prompt, cut_at_stop
 from tests.support.tiny_lm import build_tiny_model
 
 CONTEXT = 64
@@ -149,3 +151,30 @@ def test_the_chat_style_renders_through_the_models_template(tmp_path):
     with pytest.raises(LMConfigError, match="needs a model with a chat template"):
         HuggingFaceLM(f"hf:{build_tiny_model(tmp_path / 'base', CORPUS, vocab_size=300, layers=1, width=32)}",
                       prompt_style="chat")
+
+
+def test_a_sequence_stops_at_any_of_the_prompts_stop_texts(model_dir):
+    """Each text of `Prompt.stop` ends a sequence (a repair prompt adds its own headers to the metrics
+    docstring); the other sequences of the batch go on."""
+    lm = make_lm(model_dir, None)
+    stop = _StopAtText(lm.tokenizer, ("\ndef", "return x * 3"), prompt_length=0)
+
+    def stops(text: str) -> bool:
+        return bool(stop(lm.tokenizer(text, return_tensors="pt").input_ids, None)[0])
+
+    assert stops("def f1(x):\n    return x * 1\n\ndef") and stops("def f3(x):\n    return x * 3")
+    assert not stops("def f1(x):\n    return x * 1\n") and not stops("def f4(x):\n    return x * 4")
+
+
+def test_sampling_stops_at_the_prompts_stop_texts(model_dir):
+    """A sequence that writes a stop text is cut there and sampled no further (fewer tokens); the
+    random tiny model writes gibberish, so the stop text is a piece of its own first sample."""
+    lm = make_lm(model_dir, None, max_new_tokens=40)
+    base = prompt("def f1(x):\n")
+    free_usage, cut_usage = Usage(), Usage()
+    free = asyncio.run(lm.generate(base, 4, 1.0, 7, free_usage))
+    text = next(m.group(0) for m in re.finditer(r"[0-9a-z]{2,}", free[0][:20]))
+    stopped = replace(base, stop=("never written", text))
+    cut = asyncio.run(lm.generate(stopped, 4, 1.0, 7, cut_usage))  # same seed: the same samples, shorter
+    assert cut == [cut_at_stop(f, stopped.stop) for f in free] and cut[0] != free[0]
+    assert cut_usage.completion_tokens < free_usage.completion_tokens

@@ -18,6 +18,7 @@ from evoprompt.search.lm import openai_backend
 from evoprompt.search.lm.base import LMConfigError, LMError
 from evoprompt.search.lm.openai_backend import OpenAICompatibleLM
 from evoprompt.search.prompt import Example, Prompt, build_prompt, program_from_output
+from evoprompt.search.repair import BROKEN_MARKER, FIXED_MARKER, build_repair_prompt
 from evoprompt.search.seeds import list_seeds
 
 pytestmark = pytest.mark.timeout(30)
@@ -167,7 +168,15 @@ def test_completions_returns_n_texts_and_sends_the_request(fake, prompt):
     [request] = fake.requests
     assert request.path == "/v1/completions"
     assert request.body == {"model": "test-model", "prompt": prompt.text, "n": 3, "temperature": 0.7,
-                            "max_tokens": 333, "seed": 11, "stop": ['"""Metrics']}
+                            "max_tokens": 333, "seed": 11, "stop": ['"""Metrics:']}
+
+
+def test_a_repair_prompt_sends_its_own_stop_texts(fake, prompt):
+    repair = build_repair_prompt(prompt, prompt.examples[0].code, "RuntimeError: shapes cannot be multiplied")
+    generate(make_lm(fake, endpoint="completions"), repair, n=1)
+    [request] = fake.requests
+    assert request.body["prompt"] == repair.text
+    assert request.body["stop"] == ['"""Metrics:', f"\n{BROKEN_MARKER}", f"\n{FIXED_MARKER}"]
 
 
 def test_chat_returns_contents_and_the_user_message_holds_the_prompt(fake, prompt):

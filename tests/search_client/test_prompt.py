@@ -13,9 +13,11 @@ from evoprompt.search.prompt import (
     anchor_for,
     build_prompt,
     chat_messages,
+    cut_at_stop,
     program_from_output,
     target_metrics,
 )
+from evoprompt.search.repair import BROKEN_MARKER, FIXED_MARKER, build_repair_prompt
 from evoprompt.search.seeds import SEEDS_DIR, list_seeds
 
 SEEDS = {s.name: s for s in list_seeds("mnist1d", "torch")}
@@ -253,3 +255,19 @@ def test_a_chat_answer_to_chat_messages_becomes_a_program():
     assert program.startswith("from torch import nn\nimport torch\nimport torch.nn as nn\n\nclass Model")
     assert program.endswith("        return self.fc(x)\n")
     assert_candidate(program)
+
+
+def test_a_repair_prompt_ends_its_samples_where_the_model_starts_another_header():
+    # seen with Qwen: the fix, then "# The same program, fixed ..." and the fix again, to the token limit
+    cnn = SEEDS["cnn"]
+    base = build_prompt([Example(cnn.code, 5210, 0.918)], "mnist1d")
+    repair = build_repair_prompt(base, cnn.code, "RuntimeError: mat1 and mat2 shapes cannot be multiplied")
+    assert set(base.stop) < set(repair.stop)
+    body = "\n    def __init__(self):\n        super().__init__()\n"
+    for header in (f"{FIXED_MARKER}, fixed so that it runs:\nimport torch\n", f"{BROKEN_MARKER} fails again\n",
+                   "\"\"\"Metrics: {'num_params': 1}\"\"\"\n"):
+        assert cut_at_stop(body + "\n" + header + body, repair.stop).rstrip() == body.rstrip()
+    assert cut_at_stop(body, repair.stop) == body
+    # a comment inside the fix is not a header: only a line that starts with one ends the sample
+    assert cut_at_stop("    # This program's layers\n" + body, repair.stop) == "    # This program's layers\n" + body
+    assert cut_at_stop(body + "\n" + FIXED_MARKER, base.stop) == body + "\n" + FIXED_MARKER

@@ -76,6 +76,15 @@ class Prompt:
     opening: str  # the opening line the prompt ends with
     # the same prompt as a chat ("chat" style; build_prompt renders it, a repair prompt brings its own)
     messages: tuple[dict[str, str], ...] = field(default=(), compare=False)
+    # texts that end a completion: what the model writes when it starts the next example (a sample is
+    # cut there, and a back-end stops sampling it there rather than writing to its token limit)
+    stop: tuple[str, ...] = field(default=(METRICS_PREFIX.rstrip(),), compare=False)
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """`text` up to the first of the `stop` texts (all of it when none occurs)."""
+    cuts = [i for i in (text.find(s) for s in stop) if i != -1]
+    return text[:min(cuts)] if cuts else text
 
 
 def anchor_for(task: str) -> re.Pattern[str]:

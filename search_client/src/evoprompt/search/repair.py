@@ -20,6 +20,10 @@ from .prompt import Example, Prompt, split_program
 
 #: At most this much of the evaluator's message goes into a repair prompt (the end of a traceback).
 MESSAGE_CHARS = 600
+# the completion-style repair prompt's two headers; a model that has written its fix and goes on
+# starts one of them again, so both end a sample (seen: Qwen repeating the fix to its token limit)
+BROKEN_MARKER = "# This program"
+FIXED_MARKER = "# The same program"
 
 _WHAT = {
     Status.COMPILE_ERROR.name: "fails to build",
@@ -62,8 +66,8 @@ def build_repair_prompt(base: Prompt, code: str, problem: str, what: str = "fail
         preamble = before if before.strip() else base.preamble
     except ValueError:
         preamble = base.preamble
-    text = (f"# This program {what} in the evaluator, with:\n{commented}\n{code.rstrip()}\n\n"
-            f"# The same program, fixed so that it runs:\n{preamble}{base.opening}")
+    text = (f"{BROKEN_MARKER} {what} in the evaluator, with:\n{commented}\n{code.rstrip()}\n\n"
+            f"{FIXED_MARKER}, fixed so that it runs:\n{preamble}{base.opening}")
     ask = (f"This program {what} when the evaluator runs it:\n\n```python\n{code.rstrip()}\n```\n\n"
            f"The evaluator says:\n\n```\n{error}\n```\n\nFix the program, changing as little as you can, "
            "and answer with the whole fixed program in one ```python fence, nothing else.")
@@ -71,7 +75,8 @@ def build_repair_prompt(base: Prompt, code: str, problem: str, what: str = "fail
     return Prompt(text=text, task=base.task, examples=(Example(code, base.target_num_params,
                                                                base.target_val_accuracy),),
                   target_num_params=base.target_num_params, target_val_accuracy=base.target_val_accuracy,
-                  preamble=preamble, opening=base.opening, messages=messages)
+                  preamble=preamble, opening=base.opening, messages=messages,
+                  stop=(*base.stop, f"\n{BROKEN_MARKER}", f"\n{FIXED_MARKER}"))
 
 
 def _system(base: Prompt) -> str:

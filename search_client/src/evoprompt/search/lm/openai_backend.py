@@ -34,8 +34,6 @@ UNSUPPORTED_STATUSES = frozenset({404, 405})
 _UNSUPPORTED_WORDS = ("not supported", "unsupported", "does not support", "not implemented", "chat model",
                       "chat/completions")
 EXCERPT_CHARS = 300
-# A completion model starts the next example with a metrics docstring: the program ends there.
-STOP = ['"""Metrics']
 SYSTEM_MESSAGE = (
     "You write neural-network programs in Python. The user sends examples of programs, each after a "
     "docstring with its metrics, and ends with the start of a new program. Continue that program so that "
@@ -185,7 +183,7 @@ class OpenAICompatibleLM(LanguageModel):
         common = {"model": self.model, "n": n, "temperature": temperature, "max_tokens": self.max_tokens,
                   "seed": seed, **({"top_p": self.top_p} if self.top_p is not None else {})}
         if kind == "completions":
-            return {**common, "prompt": prompt.text, "stop": list(STOP)}
+            return {**common, "prompt": prompt.text, "stop": list(prompt.stop)[:4]}  # the API takes up to 4
         if self.prompt_style == "chat":
             messages = chat_messages(prompt)
         else:

@@ -119,7 +119,9 @@ def fork_after_round_one(source: Path, target: Path, **changes: Any) -> None:
 def children_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str) -> list[dict[str, Any]]:
     from evoprompt.search.config import SearchConfig
 
-    arms = []
+    header = ["model", "style", "samples", "parse", "train OK", "copies", "OK w/o repair", "samples w/o",
+              "tok/s", "LM s/child", "eval s/child"]
+    arms, rows = [], []
     for model, spec in specs.items():
         for style in args.styles.split(","):
             config = SearchConfig(task="mnist1d", framework="torch", lm=spec, mode="few-shot", rounds=1,
@@ -129,19 +131,12 @@ def children_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str
             suffix = f"-seed{args.children_seed}" if args.children_seed else ""
             arm = run_arm(f"children-{model}-{style}{suffix}", args.out, config, endpoint)
             arms.append(arm)
-            row = arm["with_repairs"]
-            print(f"{model} {style}: {row}", flush=True)
-    header = ["model", "style", "samples", "parse", "train OK", "copies", "OK w/o repair", "samples w/o",
-              "tok/s", "LM s/child", "eval s/child"]
-    rows = []
-    for arm in arms:
-        lm = arm["summary"]["lm"]
-        style = arm["config"]["prompt_style"]
-        rows.append([arm["name"].removeprefix("children-").split(f"-{style}")[0], style,
-                     arm["with_repairs"]["samples"], arm["with_repairs"]["parsed"], arm["with_repairs"]["trained_ok"],
-                     arm["with_repairs"]["copies"], arm["without_repairs"]["trained_ok"],
-                     arm["without_repairs"]["samples"], lm["completion_tokens_per_second"], lm["seconds_per_child"],
-                     lm["evaluator_seconds_per_child"]])
+            shares, lm = arm["with_repairs"], arm["summary"]["lm"]
+            print(f"{model} {style}: {shares}", flush=True)
+            rows.append([model, style, shares["samples"], shares["parsed"], shares["trained_ok"], shares["copies"],
+                         arm["without_repairs"]["trained_ok"], arm["without_repairs"]["samples"],
+                         lm["completion_tokens_per_second"], lm["seconds_per_child"],
+                         lm["evaluator_seconds_per_child"]])
     print_table(header, rows)
     return arms
 

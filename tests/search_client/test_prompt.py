@@ -271,3 +271,8 @@ def test_a_repair_prompt_ends_its_samples_where_the_model_starts_another_header(
     # a comment inside the fix is not a header: only a line that starts with one ends the sample
     assert cut_at_stop("    # This program's layers\n" + body, repair.stop) == "    # This program's layers\n" + body
     assert cut_at_stop(body + "\n" + FIXED_MARKER, base.stop) == body + "\n" + FIXED_MARKER
+    # the program taken from an answer ends at the same texts, whichever back-end wrote it
+    fix = cnn.code.split("class Model(nn.Module):")[1]
+    program = program_from_output(repair, fix + f"\n{FIXED_MARKER}, fixed so that it runs:\n" + fix)
+    assert program.count("class Model") == 1 and FIXED_MARKER not in program
+    assert_candidate(program)

@@ -195,7 +195,7 @@ def program_from_output(prompt: Prompt, output: str) -> str:
     text = _close_inline_fences(output.replace("\r\n", "\n"))
     if not _starts_indented(text):
         text = _code_piece(text, anchor)
-    code = _before_next_example(_from_first_code_line(text, anchor))
+    code = cut_at_stop(_from_first_code_line(text, anchor), prompt.stop)  # the model began another example
     if _starts_indented(text) or not anchor.search(code):
         # a continuation of the opening line: it ends where the definition does
         body = _until_dedent(text)
@@ -277,12 +277,6 @@ def _only_docstrings(code: str) -> bool:
     return tree is not None and all(
         isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str)
         for s in tree.body)
-
-
-def _before_next_example(code: str) -> str:
-    """A completion model goes on with a new example after its program: its metrics docstring ends the program."""
-    cut = code.find(METRICS_PREFIX.rstrip())
-    return code if cut == -1 else code[:cut]
 
 
 def _until_dedent(continuation: str) -> str:

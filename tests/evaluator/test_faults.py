@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from evoprompt.evaluator.protocol import READY
 from evoprompt.evaluator.store import ResultStore
 from evoprompt.sdk import EvaluatorClient, RetryPolicy, Status
 from evoprompt.search.seeds import list_seeds
@@ -183,8 +184,11 @@ def test_dockerd_restart_mid_run_ends_with_a_clear_error_and_the_server_recovers
                 client.evaluate("mnist1d", "torch", SLOW_OK.format(seconds=30) + f"# {uuid.uuid4().hex}\n",
                                 max_steps=5)))
             caller.start()
-            wait_until(lambda: client.server_info().running == 1, 60)
-            time.sleep(2)  # the container is up
+            # `running` counts the job from its admission, before its container exists: wait for the hand-over
+            # (READY in a box's input), else a slow machine restarts dockerd before the launch and the job,
+            # started afterwards, is rightly OK
+            wait_until(lambda: any(tmp_path.rglob(READY)) and client.server_info().running == 1, 60)
+            time.sleep(1)  # the harness is importing the candidate, which sleeps 30 s
             restart_dockerd()
             caller.join(timeout=180)
             assert answers, "the evaluation never ended"

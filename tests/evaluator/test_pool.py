@@ -22,7 +22,7 @@ class FakeLauncher:
     def sandbox_id(self, framework: str) -> str:
         return f"{framework}@{self.image}"
 
-    def launch(self, box, data_dir):
+    def launch(self, box):
         with self._lock:
             self.launched.append(box.dir.name)
         return box.dir.name
@@ -36,7 +36,7 @@ class FakeLauncher:
 
 
 def pool(tmp_path, launcher, **kw) -> WarmPool:
-    settings = PoolSettings(root=tmp_path / "pool", data_dir=tmp_path / "data", limits=Limits(),
+    settings = PoolSettings(root=tmp_path / "pool", limits=Limits(),
                             slots=kw.pop("slots", (None, None)), **kw)
     return WarmPool(launcher, settings)
 
@@ -110,9 +110,9 @@ def test_take_waits_for_a_box_being_started_rather_than_start_its_own(tmp_path):
     slow = threading.Event()
     real_launch = launcher.launch
 
-    def slow_launch(box, data_dir):
+    def slow_launch(box):
         slow.wait(5)
-        return real_launch(box, data_dir)
+        return real_launch(box)
 
     launcher.launch = slow_launch
     p = pool(tmp_path, launcher, frameworks=("torch",), slots=(None,))

@@ -25,7 +25,7 @@ def job(tmp_path: Path, gpu: GpuShare | None = None) -> Box:
 
 def test_cpu_container_is_locked_down(tmp_path, monkeypatch):
     monkeypatch.setenv("EVOPROMPT_SECRET_CANARY", "canary-value")
-    spec = container_spec(job(tmp_path), "img:1", owner="own", data_dir=tmp_path / "data", instance="inst")
+    spec = container_spec(job(tmp_path), "img:1", owner="own", instance="inst")
     assert spec["network_mode"] == "none" and spec["read_only"] is True
     assert spec["cap_drop"] == ["ALL"] and "no-new-privileges" in spec["security_opt"]
     # init (tini) is root with only what it needs to start the harness as nobody with no capabilities
@@ -36,15 +36,15 @@ def test_cpu_container_is_locked_down(tmp_path, monkeypatch):
     assert "--bounding-set=-all" in drop and "--inh-caps=-all" in drop and "--clear-groups" in drop
     # the harness imports torch, then waits for the job folder only this container mounts
     assert spec["command"][len(drop):] == ["python", "-m", "evoprompt_harness", "--wait", "torch", "--max-wait",
-                                           "14400", "--data", "/data", "/job/input", "/job/output"]
+                                           "14400", "/job/input", "/job/output"]
     assert spec["mem_limit"] == spec["memswap_limit"] == 2 << 30
     assert spec["pids_limit"] == 64 and spec["nano_cpus"] == 2_000_000_000
     assert spec["labels"] == {"evoprompt.managed": "1", "evoprompt.owner": "own", "evoprompt.instance": "inst",
                               "evoprompt.job": "abc123", "evoprompt.image": "img:1"}
     mounts = spec["volumes"]
     assert mounts[str(tmp_path / "abc123" / "input")]["mode"] == "ro"
-    assert mounts[str(tmp_path / "data")] == {"bind": "/data", "mode": "ro"}
-    assert mounts[str(tmp_path / "abc123" / "output")]["mode"] == "rw" and len(mounts) == 3
+    # no data folder: the server links the job's data into input/ once the model is built
+    assert mounts[str(tmp_path / "abc123" / "output")]["mode"] == "rw" and len(mounts) == 2
     assert not any("docker.sock" in src for src in mounts)
     assert "device_requests" not in spec
     env = spec["environment"]

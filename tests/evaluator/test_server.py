@@ -72,7 +72,9 @@ def test_sandbox_never_sees_validation_or_test_labels(fake_server):
     sandbox.gate.set()
     with EvaluatorClient(server.endpoint) as client:
         assert client.evaluate("mnist1d", "torch", "class Model: pass", max_steps=5).ok
-    (given,) = sandbox.inputs
-    assert set(given) == {"x_train", "y_train", "x_val", "x_test"}
-    assert given["x_val"].shape == (500, 40) and given["x_test"].shape == (1000, 40)
-    assert given["x_train"].shape == (3500, 40) and given["y_train"].shape == (3500,)
+    training, verifier = sandbox.inputs  # the training sandbox never sees the test or check inputs
+    assert set(training) == {"x_train", "y_train", "x_val"}
+    assert training["x_val"].shape == (500, 40)
+    assert training["x_train"].shape == (3500, 40) and training["y_train"].shape == (3500,)
+    assert set(verifier) == {"x_val", "x_test", "x_check"}  # the verifier holds no candidate code
+    assert verifier["x_test"].shape == (1000, 40) and verifier["x_check"].shape == (1000, 40)

@@ -173,7 +173,15 @@ def _adamw_model_class() -> type:
     return AdamWBaselineModel
 
 
-def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path,
+def build(module: Any, spec: dict[str, Any]) -> Callable[..., Any]:
+    """The candidate's `get_triplet_msgs`, found before the data arrives."""
+    fn = get_attribute(module, "get_triplet_msgs", "function")
+    if not callable(fn):
+        raise CandidateError("COMPILE_ERROR", "`get_triplet_msgs` must be a function")
+    return fn
+
+
+def train(fn: Callable[..., Any], data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path,
           choose: Callable[[list[int]], int]) -> dict[str, Any]:
     import clrs
     import jax
@@ -182,9 +190,6 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
     from clrs._src import processors
 
     absl_logging.set_verbosity(absl_logging.ERROR)  # dm-clrs logs a line per sampler built
-    fn = get_attribute(module, "get_triplet_msgs", "function")
-    if not callable(fn):
-        raise CandidateError("COMPILE_ERROR", "`get_triplet_msgs` must be a function")
     processors.get_triplet_msgs = _checked(fn)  # PGN looks the name up in its module when it runs
 
     recipe = spec["clrs"]

@@ -1,5 +1,6 @@
 """The task's recipe for a `flax.linen.Module` candidate: AdamW (optax), jitted steps, validation predicted
-at every checkpoint, the test inputs once, at the checkpoint the server picks."""
+at every checkpoint; at the checkpoint the server picks, the model is exported for the verifier, which
+alone sees the test inputs."""
 
 from __future__ import annotations
 
@@ -13,28 +14,33 @@ import numpy as np
 from . import common
 from .candidate import get_attribute
 from .errors import CandidateError
+from .export_flax import export_flax
+from .protocol import EXPORT_BATCH
 
 
-def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path,
-          choose: Callable[[list[int]], int]) -> dict[str, Any]:
+def build(module: Any, spec: dict[str, Any]) -> Any:
+    """The candidate's `Model()`, built before the data arrives (its parameters are made in `train`)."""
     import flax.linen as nn
-    import jax
-    import jax.numpy as jnp
-    import optax
 
     model_cls = get_attribute(module, "Model", "class")
     if not (isinstance(model_cls, type) and issubclass(model_cls, nn.Module)):
         raise CandidateError("COMPILE_ERROR", "`Model` must be a subclass of flax.linen.Module")
     try:
-        model = model_cls()
+        return model_cls()
     except TypeError as exc:
         raise CandidateError("COMPILE_ERROR", f"`Model()` must be constructible with no arguments: {exc}") from None
+
+
+def train(model: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path,
+          choose: Callable[[list[int]], int]) -> dict[str, Any]:
+    import jax
+    import jax.numpy as jnp
+    import optax
 
     seed = int(spec["seed"])
     x_train = jnp.asarray(data["x_train"], dtype=jnp.float32)
     y_train = jnp.asarray(data["y_train"], dtype=jnp.int32)
     x_val = jnp.asarray(data["x_val"], dtype=jnp.float32)
-    x_test = jnp.asarray(data["x_test"], dtype=jnp.float32)
 
     variables = model.init(jax.random.PRNGKey(seed), x_train[:2])
     mutable = sorted(k for k in variables if k != "params")
@@ -81,7 +87,6 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
     train_seconds = time.monotonic() - started
 
     checkpoints.write_validation(output_dir)
-    common.write_weights(output_dir, common.flatten_tree(params), {})
     best = choose(checkpoints.steps)
-    common.write_test_predictions(output_dir, best, {"test": np.asarray(predict(checkpoints.snapshots[best], x_test))})
+    export_flax(model, checkpoints.snapshots[best], EXPORT_BATCH, output_dir)
     return {"train_seconds": train_seconds, "steps": int(spec["steps"]), "device": str(jax.devices()[0])}

@@ -1,5 +1,6 @@
 """The task's recipe for a `torch.nn.Module` candidate: AdamW, fixed steps, validation predicted at every
-checkpoint, the test inputs once, at the checkpoint the server picks."""
+checkpoint; at the checkpoint the server picks, the model is exported for the verifier, which alone sees
+the test inputs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from . import common
 from .candidate import get_attribute
 from .errors import CandidateError
+from .export_torch import export_torch
 
 
 def _setup_device(spec: dict[str, Any]) -> torch.device:
@@ -22,11 +24,13 @@ def _setup_device(spec: dict[str, Any]) -> torch.device:
         fraction = spec.get("gpu_memory_fraction")
         if fraction:
             torch.cuda.set_per_process_memory_fraction(float(fraction), 0)
-        return torch.device("cuda", 0)
-    return torch.device("cpu")
+    return _device()
 
 
-def _build_model(module: Any, device: torch.device) -> torch.nn.Module:
+def build(module: Any, spec: dict[str, Any]) -> torch.nn.Module:
+    """The candidate's model, on the job's device, built before the data arrives."""
+    device = _setup_device(spec)
+    torch.manual_seed(int(spec["seed"]))
     model_cls = get_attribute(module, "Model", "class")
     if not (isinstance(model_cls, type) and issubclass(model_cls, torch.nn.Module)):
         raise CandidateError("COMPILE_ERROR", "`Model` must be a subclass of torch.nn.Module")
@@ -35,6 +39,10 @@ def _build_model(module: Any, device: torch.device) -> torch.nn.Module:
     except TypeError as exc:
         raise CandidateError("COMPILE_ERROR", f"`Model()` must be constructible with no arguments: {exc}") from None
     return model.to(device)
+
+
+def _device() -> torch.device:
+    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
 
 
 @torch.no_grad()
@@ -50,15 +58,12 @@ def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path,
+def train(model: torch.nn.Module, data: dict[str, np.ndarray], spec: dict[str, Any], output_dir: Path,
           choose: Callable[[list[int]], int]) -> dict[str, Any]:
-    device = _setup_device(spec)
-    torch.manual_seed(int(spec["seed"]))
-    model = _build_model(module, device)
+    device = _device()
     x_train = torch.as_tensor(data["x_train"], dtype=torch.float32, device=device)
     y_train = torch.as_tensor(data["y_train"], dtype=torch.long, device=device)
     x_val = torch.as_tensor(data["x_val"], dtype=torch.float32, device=device)
-    x_test = torch.as_tensor(data["x_test"], dtype=torch.float32, device=device)
 
     out = model(x_train[:2])
     if not isinstance(out, torch.Tensor):
@@ -88,13 +93,7 @@ def train(module: Any, data: dict[str, np.ndarray], spec: dict[str, Any], output
     train_seconds = time.monotonic() - started
 
     checkpoints.write_validation(output_dir)
-    trainable_ids = {id(p) for p in trainable}
-    params = {n: p.detach().cpu().numpy() for n, p in model.named_parameters() if id(p) in trainable_ids}
-    state = {n: p.detach().cpu().numpy() for n, p in model.named_parameters() if id(p) not in trainable_ids}
-    state.update({n: b.detach().cpu().numpy() for n, b in model.named_buffers()})
-    common.write_weights(output_dir, params, state)
-
     best = choose(checkpoints.steps)
     model.load_state_dict(checkpoints.snapshots[best])
-    common.write_test_predictions(output_dir, best, {"test": _predict(model, x_test)})
+    export_torch(model, x_val, output_dir)
     return {"train_seconds": train_seconds, "steps": int(spec["steps"]), "device": str(device)}

@@ -1,14 +1,15 @@
 """What a warm sandbox does before its job arrives: import the framework and the harness's trainer,
-then run one tiny training step of a model of its own, so that what the framework sets up lazily on
-first use (torch's optimizer compiles through torch._dynamo: seconds; XLA's CPU client) is ready.
-This start-up cost leaves the evaluation's clock. No candidate code is present yet."""
+then run one tiny training step of a model of its own, and export and rebuild it as the verifier does,
+so that what the framework sets up lazily on first use (torch's optimizer and torch.export trace
+through torch._dynamo: seconds; XLA's CPU client) is ready. This start-up cost leaves the evaluation's
+clock. No candidate code is present yet."""
 
 from __future__ import annotations
 
 import importlib
 
 PRELOAD = {
-    "torch": ("torch", "evoprompt_harness.train_torch"),
+    "torch": ("torch", "evoprompt_harness.train_torch", "evoprompt_harness.verify_torch"),
     "flax": ("jax", "flax.linen", "optax", "evoprompt_harness.train_flax"),
     "haiku": ("clrs", "clrs._src.processors", "haiku", "optax", "evoprompt_harness.train_clrs"),
 }
@@ -26,6 +27,21 @@ def _torch_step() -> None:
     with torch.no_grad():
         model.eval()
         model(torch.zeros(4, 1, 40)).argmax(dim=-1).numpy()
+    _torch_export(torch.nn.Sequential(torch.nn.Linear(40, 10)))
+
+
+def _torch_export(model: object) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from .export_torch import export_torch
+    from .verify_torch import load_torch
+
+    with tempfile.TemporaryDirectory() as folder:
+        export_torch(model, torch.zeros(1, 40), Path(folder))  # type: ignore[arg-type]
+        load_torch(Path(folder)).predict(torch.zeros(3, 40).numpy())
 
 
 def _jax_step() -> None:

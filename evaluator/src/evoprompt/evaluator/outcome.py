@@ -14,7 +14,7 @@ from evoprompt.sdk.types import Checkpoint, EvaluationResult, Status
 
 from .exchange import CheckpointChoice
 from .files import directory_bytes
-from .outputs import BadOutput, count_weights, read_result_record
+from .outputs import BadOutput, WeightCounts, count_weights, read_result_record
 from .protocol import EXIT_CANDIDATE_FAILED
 from .sandbox.base import SandboxJob, SandboxRun
 from .scoring import final_score
@@ -41,30 +41,15 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str,
            choice: CheckpointChoice) -> EvaluationResult:
     """`choice`: what the server read of the validation predictions during the run (the exchange)."""
     result = replace(base_result(req, sandbox_id), wall_seconds=run.wall_seconds, stderr_tail=run.stderr_tail,
-                     worker=run.worker)
+                     worker=run.worker, cpu_seconds=run.cpu_seconds)
     limits = job.limits
 
     def fail(status: Status, message: str) -> EvaluationResult:
         return replace(result, status=status, message=message)
 
-    if run.infra_error:
-        return fail(Status.INTERNAL_ERROR, f"the evaluator could not run the sandbox: {run.infra_error}")
-    if run.cancelled:
-        return fail(Status.CANCELLED,
-                    f"cancelled after {run.wall_seconds:.1f} s (by a client, or its caller went away)")
-    if run.timed_out:
-        return fail(
-            Status.TIMEOUT,
-            f"killed after the wall-clock limit of {job.timeout:g} s; make the model cheaper or lower max_steps",
-        )
-    # checked again after the exit: writes in the watcher's last interval count too
-    if run.output_exceeded or directory_bytes(job.output_dir, limits.output_bytes) > limits.output_bytes:
-        return fail(Status.OUTPUT_LIMIT, f"the sandbox wrote more than {limits.output_bytes // _MIB} MiB of output "
-                    "(every file or folder counts at least 4 KiB)")
-    if run.oom_killed:
-        return fail(
-            Status.OOM, f"killed for using more than its memory limit of {limits.memory_bytes / 1024**3:g} GiB"
-        )
+    observed = host_verdict(result, job, run, "sandbox")
+    if observed is not None:
+        return observed
     if choice.error is not None:
         return _bad_output(result, choice.error)
     if run.exit_code == EXIT_CANDIDATE_FAILED:
@@ -79,6 +64,36 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str,
     return _score(req, job, result, choice)
 
 
+def host_verdict(result: EvaluationResult, job: SandboxJob, run: SandboxRun, what: str) -> EvaluationResult | None:
+    """What the host observed of a sandbox (`what`: which one), when that decides the outcome alone."""
+    limits = job.limits
+
+    def fail(status: Status, message: str) -> EvaluationResult:
+        return replace(result, status=status, message=message)
+
+    if run.infra_error:
+        return fail(Status.INTERNAL_ERROR, f"the evaluator could not run the {what}: {run.infra_error}")
+    if run.cancelled:
+        return fail(Status.CANCELLED,
+                    f"cancelled after {run.wall_seconds:.1f} s (by a client, or its caller went away)")
+    if run.timed_out:
+        return fail(
+            Status.TIMEOUT,
+            f"the {what} was killed after the wall-clock limit of {job.timeout:g} s; make the model cheaper or "
+            "lower max_steps",
+        )
+    # checked again after the exit: writes in the watcher's last interval count too
+    if run.output_exceeded or directory_bytes(job.output_dir, limits.output_bytes) > limits.output_bytes:
+        return fail(Status.OUTPUT_LIMIT, f"the {what} wrote more than {limits.output_bytes // _MIB} MiB of output "
+                    "(every file or folder counts at least 4 KiB)")
+    if run.oom_killed:
+        return fail(
+            Status.OOM, f"the {what} was killed for using more than its memory limit of "
+                        f"{limits.memory_bytes / 1024**3:g} GiB"
+        )
+    return None
+
+
 def _bad_output(result: EvaluationResult, exc: BadOutput) -> EvaluationResult:
     status = Status.OUTPUT_LIMIT if exc.too_large else Status.INVALID_OUTPUT
     return replace(result, status=status, message=f"{exc}; the sandbox must write its outputs through the harness")
@@ -90,15 +105,20 @@ def _score(req: ValidRequest, job: SandboxJob, result: EvaluationResult, choice:
         return replace(result, status=Status.INVALID_OUTPUT,
                        message="the sandbox wrote no predictions.npz: it exited before handing in its validation "
                                "predictions; the sandbox must write its outputs through the harness")
-    try:
-        score = final_score(choice.validation, req.task.score_test(job.output_dir, limit, choice.validation.best_step))
-        counts = count_weights(job.output_dir, limit)
-    except BadOutput as exc:
-        return _bad_output(result, exc)
     record = read_result_record(job.output_dir) or {}
     train_seconds = record.get("train_seconds", 0.0)
     if not isinstance(train_seconds, int | float) or not 0 <= train_seconds <= result.wall_seconds:
         train_seconds = 0.0
+    if req.task.verifies(req.framework):  # scored once the verifier has rebuilt the model (verification.py)
+        score = final_score(choice.validation, 0.0)
+        counts = WeightCounts(0, 0)
+    else:
+        try:
+            score = final_score(choice.validation,
+                                req.task.score_test(job.output_dir, limit, choice.validation.best_step))
+            counts = count_weights(job.output_dir, limit)
+        except BadOutput as exc:
+            return _bad_output(result, exc)
     return replace(
         result,
         status=Status.OK,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .protocol import PREDICTIONS, RESULT, TEST_PREDICTIONS, WEIGHTS
+from .protocol import PREDICTIONS, PROGRAM_JAX, PROGRAM_TORCH, RESULT, TENSORS, TEST_PREDICTIONS, WEIGHTS
 
 MAX_RESULT_JSON_BYTES = 64 * 1024
 MAX_NPZ_MEMBERS = 100_000
@@ -63,19 +63,39 @@ def read_result_record(output_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def read_exported_model(output_dir: Path, framework: str, limit: int) -> dict[str, bytes]:
+    """The exported model's files (the program and its tensors), as plain bytes for the verifier; the
+    tensors' archive must hold plain arrays that inflate to at most `limit` bytes."""
+    program = {"torch": PROGRAM_TORCH, "flax": PROGRAM_JAX}.get(framework)
+    if program is None:
+        raise BadOutput(f"no exported model is read for {framework}")
+    files = {name: _open_regular(output_dir / name, limit) for name in (program, TENSORS)}
+    _check_npz(files[TENSORS], TENSORS, limit)
+    return files
+
+
+def _check_npz(data: bytes, name: str, limit: int) -> None:
+    import io
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = zf.infolist()
+    except zipfile.BadZipFile as exc:
+        raise BadOutput(f"{name} is not a valid .npz file: {exc}") from None
+    if len(members) > MAX_NPZ_MEMBERS:
+        raise BadOutput(f"{name} holds {len(members):,} arrays; at most {MAX_NPZ_MEMBERS:,} allowed")
+    inflated = sum(m.file_size for m in members)
+    if inflated > limit:
+        raise BadOutput(f"{name} inflates to {inflated:,} bytes, over {limit:,}", too_large=True)
+
+
 def load_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
     """Load an .npz without pickles, refusing archives that would inflate past `limit` bytes."""
     import io
 
     data = _open_regular(path, limit)
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            members = zf.infolist()
-            if len(members) > MAX_NPZ_MEMBERS:
-                raise BadOutput(f"{path.name} holds {len(members):,} arrays; at most {MAX_NPZ_MEMBERS:,} allowed")
-            inflated = sum(m.file_size for m in members)
-            if inflated > limit:
-                raise BadOutput(f"{path.name} inflates to {inflated:,} bytes, over {limit:,}", too_large=True)
+        _check_npz(data, path.name, limit)
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except BadOutput:

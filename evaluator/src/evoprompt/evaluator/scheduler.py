@@ -28,11 +28,14 @@ from .executor import Executor
 from .files import remove_tree
 from .instance import DATA, JOBS
 from .outcome import base_result, decide
+from .outputs import BadOutput
 from .protocol import open_to_sandbox
 from .sandbox.base import GpuShare, Limits, SandboxJob
+from .scoring import Validation
 from .status_policy import is_stored
 from .store import ResultStore
 from .validation import ValidRequest
+from .verification import refused, verification_job, verified
 
 log = logging.getLogger(__name__)
 
@@ -225,13 +228,30 @@ class Scheduler:
         try:
             self._prepare(job, sandbox_job)
             run = self.executor.run(sandbox_job, job.cancel)
-            return decide(req, sandbox_job, run, job.sandbox_id, choice)
+            result = decide(req, sandbox_job, run, job.sandbox_id, choice)
+            if result.status is Status.OK and req.task.verifies(req.framework):
+                assert choice.validation is not None
+                result = self._verify(job, sandbox_job, result, choice.validation)
+            return result
         except Exception as exc:
             log.exception("job %s failed inside the evaluator", job.job_id)
             return replace(base_result(job.req, job.sandbox_id), status=Status.INTERNAL_ERROR,
                            message=f"the evaluator failed while running this job: {exc}")
         finally:
             remove_tree(job_dir)
+
+    def _verify(self, job: _Job, training: SandboxJob, result: EvaluationResult,
+                validation: Validation) -> EvaluationResult:
+        """Run the verifier on the training sandbox's exported model, in the same slot."""
+        try:
+            verify_job = verification_job(training, job.req, self.data_dir)
+        except BadOutput as exc:
+            return refused(result, f"the training sandbox handed in no usable exported model ({exc}); the "
+                                   "sandbox must write its outputs through the harness")
+        try:
+            return verified(result, job.req, verify_job, self.executor.run(verify_job, job.cancel), validation)
+        finally:
+            remove_tree(verify_job.job_dir)
 
     def _prepare(self, job: _Job, sj: SandboxJob) -> None:
         sj.input_dir.mkdir(parents=True)

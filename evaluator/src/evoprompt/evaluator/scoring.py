@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -13,6 +13,8 @@ class Validation:
 
     steps: tuple[int, ...]
     val: tuple[float, ...]
+    # the predicted classes of each checkpoint (rows as steps), which the verifier's must match
+    predicted: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def best_step(self) -> int:
@@ -32,8 +34,8 @@ class Score:
     checkpoints: tuple[tuple[int, float, float], ...]
 
 
-def validation_of(steps: np.ndarray, val: np.ndarray) -> Validation:
-    return Validation(tuple(int(s) for s in steps), tuple(float(v) for v in val))
+def validation_of(steps: np.ndarray, val: np.ndarray, predicted: np.ndarray | None = None) -> Validation:
+    return Validation(tuple(int(s) for s in steps), tuple(float(v) for v in val), predicted)
 
 
 def final_score(validation: Validation, test_accuracy: float) -> Score:

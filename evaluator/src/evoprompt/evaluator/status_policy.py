@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from evoprompt.sdk.types import Status
 
-CLAIMABLE = frozenset({Status.COMPILE_ERROR, Status.RUNTIME_ERROR, Status.INVALID_OUTPUT, Status.OOM})
+CLAIMABLE = frozenset({Status.COMPILE_ERROR, Status.RUNTIME_ERROR, Status.INVALID_OUTPUT, Status.OOM,
+                       Status.NOT_EXPORTABLE})
 NOT_STORED = frozenset({Status.CANCELLED, Status.INTERNAL_ERROR})
 CACHEABLE = frozenset(
-    {Status.OK, Status.COMPILE_ERROR, Status.RUNTIME_ERROR, Status.INVALID_OUTPUT, Status.OUTPUT_LIMIT}
+    {Status.OK, Status.COMPILE_ERROR, Status.RUNTIME_ERROR, Status.INVALID_OUTPUT, Status.OUTPUT_LIMIT,
+     Status.NOT_EXPORTABLE, Status.VERIFICATION_FAILED}
 )
 
 

@@ -14,6 +14,9 @@ from evoprompt.sdk.limits import MAX_CODE_BYTES
 
 from .tasks import Task
 
+# in the cache key: results scored before the verifier existed (1) are never served again
+SCORING_VERSION = 2
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -32,7 +35,8 @@ class ValidRequest:
 
     def cache_key(self, sandbox_id: str) -> str:
         """Identity of the work: same code, task (and its data), framework, steps, seed and sandbox image."""
-        ident = [self.code_sha256, self.task.name, self.task.data_id, self.framework, self.steps, self.seed, sandbox_id]
+        ident = [self.code_sha256, self.task.name, self.task.data_id, self.framework, self.steps, self.seed, sandbox_id,
+                 SCORING_VERSION]
         return hashlib.sha256(json.dumps(ident).encode()).hexdigest()
 
 

@@ -24,6 +24,8 @@ class Status(enum.IntEnum):
     CANCELLED = 8
     REJECTED = 9
     INTERNAL_ERROR = 10
+    NOT_EXPORTABLE = 11
+    VERIFICATION_FAILED = 12
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class EvaluationResult:
     sandbox: str = ""
     checkpoints: tuple[Checkpoint, ...] = field(default_factory=tuple)
     worker: str = ""  # where it ran: "local", or the Ray node
+    verified: bool = False  # scores from the verifier (the exported model, rebuilt without candidate code)
+    check_accuracy: float = 0.0
+    cpu_seconds: float = 0.0
+    verify_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -101,6 +107,10 @@ class EvaluationResult:
                 for c in msg.checkpoints
             ),
             worker=msg.worker,
+            verified=msg.verified,
+            check_accuracy=msg.check_accuracy,
+            cpu_seconds=msg.cpu_seconds,
+            verify_seconds=msg.verify_seconds,
         )
 
     def to_proto(self) -> pb.EvaluateResponse:

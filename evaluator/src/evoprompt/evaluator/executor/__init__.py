@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..instance import DATA, POOL, Instance
+from ..instance import POOL, Instance
 from ..sandbox import make_sandbox
 from ..sandbox.base import PoolSettings
 from ..settings import EvaluatorSettings
@@ -21,7 +21,7 @@ def make_executor(settings: EvaluatorSettings, instance: Instance) -> Executor:
     sandbox = make_sandbox(settings.backend, owner_key=owner_key, instance=instance.id, runtime=settings.runtime,
                            gpu=bool(settings.gpus), build_images=settings.build_images,
                            image_settings=settings.image_settings)
-    pool = PoolSettings(root=instance.dir / POOL, data_dir=instance.dir / DATA, slots=tuple(settings.slot_plan()),
+    pool = PoolSettings(root=instance.dir / POOL, slots=tuple(settings.slot_plan()),
                         limits=settings.limits, size=settings.pool_size, max_idle=settings.pool_max_idle,
                         frameworks=settings.frameworks)
     return LocalExecutor(sandbox, pool, instance)

@@ -127,7 +127,7 @@ class NodeAgent:
         sandbox = make_sandbox(config.backend, owner_key=owner_key, instance=self.instance.id, runtime=config.runtime,
                                gpu=config.gpu_share > 0, image_settings=settings.image_settings)
         self.executor = LocalExecutor(sandbox, PoolSettings(
-            root=self.work / POOL, data_dir=self.data_dir, slots=tuple(slots), limits=config.limits,
+            root=self.work / POOL, slots=tuple(slots), limits=config.limits,
             size=config.pool_size, max_idle=config.pool_max_idle, frameworks=config.frameworks),
             self.instance, name=self.name)
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -74,8 +74,8 @@ class SandboxJob:
     timeout: float
     limits: Limits
     gpu: GpuShare | None = None
-    data_dir: Path | None = None  # the data files, mounted read-only (None: the data is in input/)
-    data_name: str = ""  # this job's data file in data_dir
+    data_dir: Path | None = None  # the data files: `data_name` is linked into input/ once the sandbox is BUILT
+    data_name: str = ""  # this job's data file in data_dir ("": its data, if any, is in input/ already)
     exchange: Exchange | None = None
 
     @property
@@ -98,6 +98,7 @@ class SandboxRun:
     output_exceeded: bool = False
     stderr_tail: str = ""
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of everything in the sandbox since its job arrived, as the host saw it
     infra_error: str | None = None  # the back-end itself failed; the candidate is not to blame
     worker: str = "local"  # where it ran: this machine, or the Ray node (fleet/)
 
@@ -135,7 +136,6 @@ class PoolSettings:
     job's sandbox is started when the job is), recycled after `max_idle` seconds of waiting."""
 
     root: Path  # one folder per sandbox, mounted into that sandbox alone
-    data_dir: Path
     slots: tuple[GpuShare | None, ...]
     limits: Limits
     size: int = 1
@@ -199,7 +199,7 @@ class Sandbox(abc.ABC):
         """Make `framework`'s sandboxes startable, before a job's clock starts (docker: build a missing image)."""
 
     @abc.abstractmethod
-    def launch(self, box: Box, data_dir: Path | None) -> Any:
+    def launch(self, box: Box) -> Any:
         """Start a sandbox whose harness waits for `box`'s job; returns its handle."""
 
     @abc.abstractmethod
@@ -209,6 +209,10 @@ class Sandbox(abc.ABC):
     @abc.abstractmethod
     def wait(self, handle: Any, seconds: float) -> int | None:
         """The sandbox's exit status once it ended (a signal N as 128 + N), or None while it runs."""
+
+    def cpu_seconds(self, handle: Any) -> float | None:
+        """CPU seconds used so far by everything the sandbox runs, read by the host (None: unknown)."""
+        return None
 
     @abc.abstractmethod
     def kill(self, handle: Any) -> None:

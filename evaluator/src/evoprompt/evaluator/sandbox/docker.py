@@ -48,10 +48,11 @@ LABEL_JOB = "evoprompt.job"
 LABEL_IMAGE = "evoprompt.image"
 
 
-def container_spec(box: Box, image: str, owner: str, data_dir: Path | None = None,
-                   runtime: str | None = None, instance: str = "") -> dict[str, Any]:
+def container_spec(box: Box, image: str, owner: str, runtime: str | None = None,
+                   instance: str = "") -> dict[str, Any]:
     """Keyword arguments for `containers.create`: the whole security policy in one pure function. The
-    container mounts its box alone (and the data files, read-only) and waits there for its job."""
+    container mounts its box alone and waits there for its job; its data arrives in the box's input
+    folder only once the candidate's model is built (sandbox/lifecycle.py)."""
     from docker.types import DeviceRequest, LogConfig, Ulimit
 
     limits = box.limits
@@ -66,9 +67,6 @@ def container_spec(box: Box, image: str, owner: str, data_dir: Path | None = Non
         str(box.output_dir): {"bind": "/job/output", "mode": "rw"},
     }
     harness = ["python", "-m", "evoprompt_harness", "--wait", box.framework, "--max-wait", f"{HARNESS_MAX_WAIT:g}"]
-    if data_dir is not None:
-        volumes[str(data_dir)] = {"bind": "/data", "mode": "ro"}
-        harness += ["--data", "/data"]
     spec: dict[str, Any] = {
         "image": image,
         "command": [*DROP_TO_SANDBOX_USER, *harness, "/job/input", "/job/output"],
@@ -127,6 +125,7 @@ class DockerSandbox(Sandbox):
         self.build_missing = build_missing
         self._client = client
         self._build_lock = threading.Lock()
+        self._cpu_files: dict[str, Path | None] = {}  # container id -> its cgroup's CPU counter
 
     @property
     def client(self) -> Any:
@@ -201,11 +200,11 @@ class DockerSandbox(Sandbox):
 
     # -- one sandbox's life -----------------------------------------------------------------
 
-    def launch(self, box: Box, data_dir: Path | None) -> Any:
+    def launch(self, box: Box) -> Any:
         """Create and start a container that waits on `box`."""
         with self._engine(box.framework):
             container = self.client.containers.create(**container_spec(
-                box, box.sandbox_id, self.owner, data_dir, self.runtime, self.instance))
+                box, box.sandbox_id, self.owner, self.runtime, self.instance))
             try:
                 container.start()
             except BaseException:
@@ -219,6 +218,14 @@ class DockerSandbox(Sandbox):
         except Exception:  # noqa: BLE001 - gone, or the engine is: either way not usable
             return False
         return handle.status == "running"
+
+    def cpu_seconds(self, handle: Any) -> float | None:
+        """The container's CPU time from its cgroup (v2: cpu.stat; v1: cpuacct.usage): the host's count,
+        whatever the processes inside say. The cgroup is found once, through the container's first process."""
+        if handle.id not in self._cpu_files:
+            self._cpu_files[handle.id] = _cgroup_cpu_file(handle)
+        path = self._cpu_files[handle.id]
+        return _read_cpu_file(path) if path is not None else None
 
     def wait(self, handle: Any, seconds: float) -> int | None:
         with self._engine():
@@ -263,6 +270,7 @@ class DockerSandbox(Sandbox):
         return ""
 
     def destroy(self, handle: Any) -> None:
+        self._cpu_files.pop(handle.id, None)
         with self._engine():
             _remove(handle)
 
@@ -277,6 +285,42 @@ class DockerSandbox(Sandbox):
             for container in dead:
                 _remove(container)
         return len(dead)
+
+
+def _cgroup_cpu_file(container: Any) -> Path | None:
+    """The CPU counter of the container's cgroup, from its first process's /proc/PID/cgroup (None when
+    it cannot be found: no counter is better than a wrong one)."""
+    pid = int((container.attrs.get("State") or {}).get("Pid") or 0)
+    if not pid:
+        try:
+            container.reload()
+            pid = int(container.attrs["State"]["Pid"] or 0)
+        except Exception:  # noqa: BLE001 - gone or the engine is: no counter
+            return None
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "" and Path(f"/sys/fs/cgroup{path}/cpu.stat").exists():
+            return Path(f"/sys/fs/cgroup{path}/cpu.stat")
+        if "cpuacct" in controllers.split(","):
+            return Path(f"/sys/fs/cgroup/{controllers}{path}/cpuacct.usage")
+    return None
+
+
+def _read_cpu_file(path: Path) -> float | None:
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    if path.name == "cpuacct.usage":
+        return int(text) / 1e9
+    for line in text.splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) / 1e6
+    return None
 
 
 def _wait(container: Any, seconds: float) -> int | None:

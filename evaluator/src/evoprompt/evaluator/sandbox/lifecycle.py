@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 
 from ..files import directory_bytes, remove_tree
-from ..protocol import READY, write_input_file
+from ..protocol import BUILT, READY, write_input_file
 from .base import Box, Sandbox, SandboxFailure, SandboxJob, SandboxRun, new_box
 from .pool import WarmPool, destroy_box
 
@@ -35,8 +36,9 @@ def run_job(sandbox: Sandbox, pool: WarmPool | None, job: SandboxJob, cancel: th
         sandbox.prepare(job.framework)  # outside the job's clock (an image built on first need)
         box = _box_for(sandbox, pool, job)
         started = time.monotonic()
+        cpu_before = sandbox.cpu_seconds(box.handle) or 0.0  # a warm box's own start-up is not the job's
         _hand_over(job, box)
-        _watch(sandbox, job, box, cancel, run, started)
+        _watch(sandbox, job, box, cancel, run, started, cpu_before)
         sandbox.collect(box.handle, box, run)
     except SandboxFailure as exc:
         run.infra_error = str(exc)
@@ -62,7 +64,7 @@ def stop_reason(job: SandboxJob, cancel: threading.Event, started: float, output
 
 def _box_for(sandbox: Sandbox, pool: WarmPool | None, job: SandboxJob) -> Box:
     """A warm box from the pool, or one started now for this job alone (in its job folder)."""
-    if pool is not None and job.data_dir == pool.settings.data_dir:
+    if pool is not None:
         box = pool.take(job.framework, job.gpu)
         if box is not None and box.limits == job.limits:
             return box
@@ -70,7 +72,7 @@ def _box_for(sandbox: Sandbox, pool: WarmPool | None, job: SandboxJob) -> Box:
             destroy_box(sandbox, box)
     box = new_box(job.job_dir, job.framework, job.gpu, sandbox.sandbox_id(job.framework), job.limits)
     try:
-        box.handle = sandbox.launch(box, job.data_dir)
+        box.handle = sandbox.launch(box)
     except BaseException:
         remove_tree(box.dir)
         raise
@@ -86,13 +88,20 @@ def _hand_over(job: SandboxJob, box: Box) -> None:
 
 
 def _watch(sandbox: Sandbox, job: SandboxJob, box: Box, cancel: threading.Event, run: SandboxRun,
-           started: float) -> None:
-    """Wait for the sandbox's exit, answering the job's exchange; kill it when the watchdog says so."""
+           started: float, cpu_before: float) -> None:
+    """Wait for the sandbox's exit, handing over its data once it is BUILT and answering the job's
+    exchange; kill it when the watchdog says so."""
+    released = not job.data_name
     while True:
         exit_code = sandbox.wait(box.handle, sandbox.poll_seconds)
+        cpu = sandbox.cpu_seconds(box.handle)  # sampled while it runs: the last poll interval is missed
+        run.cpu_seconds = max(0.0, cpu - cpu_before) if cpu is not None else run.cpu_seconds
         if exit_code is not None:
             run.exit_code = exit_code
             return
+        if not released and os.path.lexists(box.output_dir / BUILT):
+            _release_data(job, box)
+            released = True
         if job.exchange is not None:
             job.exchange.poll(box.input_dir, box.output_dir)
         reason = stop_reason(job, cancel, started, box.output_dir)
@@ -101,6 +110,20 @@ def _watch(sandbox: Sandbox, job: SandboxJob, box: Box, cancel: threading.Event,
             sandbox.kill(box.handle)
             sandbox.wait(box.handle, KILL_WAIT_SECONDS)
             return
+
+
+def _release_data(job: SandboxJob, box: Box) -> None:
+    """Link the job's data file into the box's input folder (whole at once: a hard link, or a copy renamed
+    into place). Only now, with the candidate's model built, may the sandbox see its data."""
+    assert job.data_dir is not None
+    source, target = job.data_dir / job.data_name, box.input_dir / job.data_name
+    try:
+        os.link(source, target)
+    except OSError:  # another file system (or no hard links there): copy it
+        partial = box.input_dir / f".{job.data_name}.partial"
+        shutil.copyfile(source, partial)
+        partial.chmod(0o644)
+        os.replace(partial, target)
 
 
 def _dispose(sandbox: Sandbox, job: SandboxJob, box: Box, run: SandboxRun) -> None:

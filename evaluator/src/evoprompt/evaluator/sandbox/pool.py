@@ -136,7 +136,7 @@ class WarmPool:
         try:
             box = new_box(self.settings.root, framework, gpu, self.launcher.sandbox_id(framework),
                           self.settings.limits)
-            box.handle = self.launcher.launch(box, self.settings.data_dir)
+            box.handle = self.launcher.launch(box)
             return box
         except Exception as exc:  # noqa: BLE001 - the pool is an optimisation: jobs start their own
             log.warning("could not start a warm sandbox for %s (retrying in %.0f s): %s", framework,

@@ -66,7 +66,7 @@ class ProcessSandbox(Sandbox):
 
     # -- the pool's launcher ----------------------------------------------------------------
 
-    def launch(self, box: Box, data_dir: Path | None) -> subprocess.Popen[bytes]:
+    def launch(self, box: Box) -> subprocess.Popen[bytes]:
         """Start a harness that imports its framework and waits for `box`'s job."""
         limits = box.limits
         scratch = box.dir / SCRATCH
@@ -84,8 +84,6 @@ class ProcessSandbox(Sandbox):
         if box.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = box.gpu.device_id
         harness = ["--wait", box.framework, "--max-wait", f"{HARNESS_MAX_WAIT:g}"]
-        if data_dir is not None:
-            harness += ["--data", str(data_dir)]
         with open(box.dir / STDERR_LOG, "wb") as err:
             return subprocess.Popen(
                 [sys.executable, "-c", _LAUNCHER, str(limits.memory_bytes), str(limits.output_bytes),
@@ -107,6 +105,14 @@ class ProcessSandbox(Sandbox):
         except subprocess.TimeoutExpired:
             return None
         return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+
+    def cpu_seconds(self, handle: Any) -> float | None:
+        """The harness process's CPU time and that of the children it waited for (/proc/PID/stat)."""
+        try:
+            fields = Path(f"/proc/{handle.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
     def kill(self, handle: Any) -> None:
         _kill_group(handle)

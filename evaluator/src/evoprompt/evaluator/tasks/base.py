@@ -8,14 +8,30 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..protocol import CANDIDATE, SPEC
+import numpy as np
+
+from ..protocol import CANDIDATE, ROLE_VERIFY, SPEC
 from ..scoring import Score, Validation, final_score
 
 _DATA_LOCK = threading.Lock()
+DATA_VERSION = 2  # in the data files' names: what they hold changed (2: no test inputs for training sandboxes)
+
+
+def _ensure_file(data_dir: Path, name: str, write: Callable[[Path], None]) -> str:
+    path = data_dir / name
+    with _DATA_LOCK:
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            partial = data_dir / f".{uuid.uuid4().hex}.partial.npz"
+            write(partial)
+            partial.chmod(0o644)
+            os.replace(partial, path)
+    return name
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,12 @@ class Task(abc.ABC):
     frameworks: tuple[str, ...]
     recipe: Recipe
     harness_options: dict[str, Any] = field(default_factory=dict)
+    # frameworks whose trained models the verifier rebuilds from their export (DESIGN section 3); the
+    # others are scored from the training sandbox's own test predictions and weights file
+    verified_frameworks: tuple[str, ...] = ()
+
+    def verifies(self, framework: str) -> bool:
+        return framework in self.verified_frameworks
 
     @property
     def data_id(self) -> str:
@@ -51,25 +73,36 @@ class Task(abc.ABC):
     @property
     def data_name(self) -> str:
         """The data file's name: one file per task and data identity, shared by its jobs."""
-        digest = hashlib.sha256(f"{self.name}|{self.data_id}".encode()).hexdigest()[:16]
-        return f"{self.name.replace('/', '-')}-{digest}.npz"
+        return self._file_name("data")
+
+    @property
+    def verify_data_name(self) -> str:
+        """The verifier's data file: the inputs it predicts (validation, test, secret check set)."""
+        return self._file_name("verify")
+
+    def _file_name(self, kind: str) -> str:
+        digest = hashlib.sha256(f"{self.name}|{self.data_id}|{kind}|{DATA_VERSION}".encode()).hexdigest()[:16]
+        return f"{self.name.replace('/', '-')}-{kind}-{digest}.npz"
 
     @abc.abstractmethod
     def write_data(self, path: Path) -> None:
         """Write the sandbox's data file: training split and unlabelled validation/test inputs."""
 
+    def write_verify_data(self, path: Path) -> None:
+        """Write the verifier's data file: `x_<split>` for each split of `verify_labels`."""
+        raise NotImplementedError(f"{self.name} has no verifier")
+
+    def verify_labels(self) -> dict[str, np.ndarray]:
+        """The labels of what the verifier predicts, by split: val, test and check (they stay here)."""
+        raise NotImplementedError(f"{self.name} has no verifier")
+
     def ensure_data(self, data_dir: Path) -> str:
         """Write the data file into `data_dir` unless it is there (once per data identity, atomically,
         readable by the sandbox's user); returns its name."""
-        path = data_dir / self.data_name
-        with _DATA_LOCK:
-            if not path.exists():
-                data_dir.mkdir(parents=True, exist_ok=True)
-                partial = data_dir / f".{uuid.uuid4().hex}.partial.npz"
-                self.write_data(partial)
-                partial.chmod(0o644)
-                os.replace(partial, path)
-        return self.data_name
+        return _ensure_file(data_dir, self.data_name, self.write_data)
+
+    def ensure_verify_data(self, data_dir: Path) -> str:
+        return _ensure_file(data_dir, self.verify_data_name, self.write_verify_data)
 
     @abc.abstractmethod
     def score_validation(self, output_dir: Path, limit: int, checkpoints: list[int]) -> Validation:
@@ -84,6 +117,10 @@ class Task(abc.ABC):
         """Both halves at once, for outputs already complete (the exchange does them one at a time)."""
         validation = self.score_validation(output_dir, limit, checkpoints)
         return final_score(validation, self.score_test(output_dir, limit, validation.best_step))
+
+    def verify_spec(self, framework: str) -> dict[str, Any]:
+        """The verifier's spec.json."""
+        return {"role": ROLE_VERIFY, "task": self.name, "framework": framework, "data": self.verify_data_name}
 
     def spec(self, framework: str, steps: int, seed: int) -> dict[str, Any]:
         """The harness's spec.json for one job."""

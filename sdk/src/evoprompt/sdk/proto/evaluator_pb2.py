@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&evoprompt/evaluator/v1/evaluator.proto\x12\x16\x65voprompt.evaluator.v1\"\x12\n\x10ListTasksRequest\"k\n\x08TaskInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nframeworks\x18\x02 \x03(\t\x12\x15\n\rdefault_steps\x18\x03 \x01(\x05\x12\x11\n\tmax_steps\x18\x04 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"D\n\x11ListTasksResponse\x12/\n\x05tasks\x18\x01 \x03(\x0b\x32 .evoprompt.evaluator.v1.TaskInfo\"\x8e\x01\n\x0f\x45valuateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x11\n\tframework\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x11\n\tmax_steps\x18\x05 \x01(\x05\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\"Q\n\x14\x45valuateBatchRequest\x12\x39\n\x08requests\x18\x01 \x03(\x0b\x32\'.evoprompt.evaluator.v1.EvaluateRequest\"G\n\nCheckpoint\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\x14\n\x0cval_accuracy\x18\x02 \x01(\x01\x12\x15\n\rtest_accuracy\x18\x03 \x01(\x01\"\xcd\x03\n\x10\x45valuateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.evoprompt.evaluator.v1.Status\x12\x14\n\x0cval_accuracy\x18\x03 \x01(\x01\x12\x15\n\rtest_accuracy\x18\x04 \x01(\x01\x12\x12\n\nnum_params\x18\x05 \x01(\x03\x12\x11\n\tnum_state\x18\x06 \x01(\x03\x12\x11\n\tbest_step\x18\x07 \x01(\x05\x12\x14\n\x0cwall_seconds\x18\x08 \x01(\x01\x12\x15\n\rtrain_seconds\x18\t \x01(\x01\x12\x0f\n\x07message\x18\n \x01(\t\x12\x13\n\x0bstderr_tail\x18\x0b \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x0c \x01(\x08\x12\x13\n\x0b\x63ode_sha256\x18\r \x01(\t\x12\x0c\n\x04task\x18\x0e \x01(\t\x12\x11\n\tframework\x18\x0f \x01(\t\x12\r\n\x05steps\x18\x10 \x01(\x05\x12\x0c\n\x04seed\x18\x11 \x01(\x03\x12\x0f\n\x07sandbox\x18\x12 \x01(\t\x12\x37\n\x0b\x63heckpoints\x18\x13 \x03(\x0b\x32\".evoprompt.evaluator.v1.Checkpoint\x12\x0e\n\x06worker\x18\x14 \x01(\t\"#\n\rCancelRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"4\n\x0e\x43\x61ncelResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x16\n\x14GetServerInfoRequest\"\xe7\x02\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\r\n\x05slots\x18\x03 \x01(\x05\x12\x16\n\x0equeue_capacity\x18\x04 \x01(\x05\x12\x0e\n\x06queued\x18\x05 \x01(\x05\x12\x0f\n\x07running\x18\x06 \x01(\x05\x12\x0c\n\x04gpus\x18\x07 \x03(\t\x12>\n\x06images\x18\x08 \x03(\x0b\x32..evoprompt.evaluator.v1.ServerInfo.ImagesEntry\x12\x16\n\x0emax_code_bytes\x18\t \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\n \x01(\x01\x12\x10\n\x08\x65xecutor\x18\x0b \x01(\t\x12/\n\x05nodes\x18\x0c \x03(\x0b\x32 .evoprompt.evaluator.v1.NodeInfo\x1a-\n\x0bImagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"W\n\x08NodeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\x05\x12\x12\n\nfree_slots\x18\x03 \x01(\x05\x12\x0c\n\x04gpus\x18\x04 \x03(\t\x12\x0c\n\x04warm\x18\x05 \x01(\x05*\xbb\x01\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x11\n\rCOMPILE_ERROR\x10\x02\x12\x11\n\rRUNTIME_ERROR\x10\x03\x12\x0b\n\x07TIMEOUT\x10\x04\x12\x07\n\x03OOM\x10\x05\x12\x10\n\x0cOUTPUT_LIMIT\x10\x06\x12\x12\n\x0eINVALID_OUTPUT\x10\x07\x12\r\n\tCANCELLED\x10\x08\x12\x0c\n\x08REJECTED\x10\t\x12\x12\n\x0eINTERNAL_ERROR\x10\n2\xf3\x03\n\tEvaluator\x12`\n\tListTasks\x12(.evoprompt.evaluator.v1.ListTasksRequest\x1a).evoprompt.evaluator.v1.ListTasksResponse\x12]\n\x08\x45valuate\x12\'.evoprompt.evaluator.v1.EvaluateRequest\x1a(.evoprompt.evaluator.v1.EvaluateResponse\x12i\n\rEvaluateBatch\x12,.evoprompt.evaluator.v1.EvaluateBatchRequest\x1a(.evoprompt.evaluator.v1.EvaluateResponse0\x01\x12W\n\x06\x43\x61ncel\x12%.evoprompt.evaluator.v1.CancelRequest\x1a&.evoprompt.evaluator.v1.CancelResponse\x12\x61\n\rGetServerInfo\x12,.evoprompt.evaluator.v1.GetServerInfoRequest\x1a\".evoprompt.evaluator.v1.ServerInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&evoprompt/evaluator/v1/evaluator.proto\x12\x16\x65voprompt.evaluator.v1\"\x12\n\x10ListTasksRequest\"k\n\x08TaskInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nframeworks\x18\x02 \x03(\t\x12\x15\n\rdefault_steps\x18\x03 \x01(\x05\x12\x11\n\tmax_steps\x18\x04 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"D\n\x11ListTasksResponse\x12/\n\x05tasks\x18\x01 \x03(\x0b\x32 .evoprompt.evaluator.v1.TaskInfo\"\x8e\x01\n\x0f\x45valuateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x11\n\tframework\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12\x11\n\tmax_steps\x18\x05 \x01(\x05\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\"Q\n\x14\x45valuateBatchRequest\x12\x39\n\x08requests\x18\x01 \x03(\x0b\x32\'.evoprompt.evaluator.v1.EvaluateRequest\"G\n\nCheckpoint\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\x14\n\x0cval_accuracy\x18\x02 \x01(\x01\x12\x15\n\rtest_accuracy\x18\x03 \x01(\x01\"\xa4\x04\n\x10\x45valuateResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.evoprompt.evaluator.v1.Status\x12\x14\n\x0cval_accuracy\x18\x03 \x01(\x01\x12\x15\n\rtest_accuracy\x18\x04 \x01(\x01\x12\x12\n\nnum_params\x18\x05 \x01(\x03\x12\x11\n\tnum_state\x18\x06 \x01(\x03\x12\x11\n\tbest_step\x18\x07 \x01(\x05\x12\x14\n\x0cwall_seconds\x18\x08 \x01(\x01\x12\x15\n\rtrain_seconds\x18\t \x01(\x01\x12\x0f\n\x07message\x18\n \x01(\t\x12\x13\n\x0bstderr_tail\x18\x0b \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x0c \x01(\x08\x12\x13\n\x0b\x63ode_sha256\x18\r \x01(\t\x12\x0c\n\x04task\x18\x0e \x01(\t\x12\x11\n\tframework\x18\x0f \x01(\t\x12\r\n\x05steps\x18\x10 \x01(\x05\x12\x0c\n\x04seed\x18\x11 \x01(\x03\x12\x0f\n\x07sandbox\x18\x12 \x01(\t\x12\x37\n\x0b\x63heckpoints\x18\x13 \x03(\x0b\x32\".evoprompt.evaluator.v1.Checkpoint\x12\x0e\n\x06worker\x18\x14 \x01(\t\x12\x10\n\x08verified\x18\x15 \x01(\x08\x12\x16\n\x0e\x63heck_accuracy\x18\x16 \x01(\x01\x12\x13\n\x0b\x63pu_seconds\x18\x17 \x01(\x01\x12\x16\n\x0everify_seconds\x18\x18 \x01(\x01\"#\n\rCancelRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"4\n\x0e\x43\x61ncelResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x16\n\x14GetServerInfoRequest\"\xe7\x02\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\r\n\x05slots\x18\x03 \x01(\x05\x12\x16\n\x0equeue_capacity\x18\x04 \x01(\x05\x12\x0e\n\x06queued\x18\x05 \x01(\x05\x12\x0f\n\x07running\x18\x06 \x01(\x05\x12\x0c\n\x04gpus\x18\x07 \x03(\t\x12>\n\x06images\x18\x08 \x03(\x0b\x32..evoprompt.evaluator.v1.ServerInfo.ImagesEntry\x12\x16\n\x0emax_code_bytes\x18\t \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\n \x01(\x01\x12\x10\n\x08\x65xecutor\x18\x0b \x01(\t\x12/\n\x05nodes\x18\x0c \x03(\x0b\x32 .evoprompt.evaluator.v1.NodeInfo\x1a-\n\x0bImagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"W\n\x08NodeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\x05\x12\x12\n\nfree_slots\x18\x03 \x01(\x05\x12\x0c\n\x04gpus\x18\x04 \x03(\t\x12\x0c\n\x04warm\x18\x05 \x01(\x05*\xe8\x01\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x11\n\rCOMPILE_ERROR\x10\x02\x12\x11\n\rRUNTIME_ERROR\x10\x03\x12\x0b\n\x07TIMEOUT\x10\x04\x12\x07\n\x03OOM\x10\x05\x12\x10\n\x0cOUTPUT_LIMIT\x10\x06\x12\x12\n\x0eINVALID_OUTPUT\x10\x07\x12\r\n\tCANCELLED\x10\x08\x12\x0c\n\x08REJECTED\x10\t\x12\x12\n\x0eINTERNAL_ERROR\x10\n\x12\x12\n\x0eNOT_EXPORTABLE\x10\x0b\x12\x17\n\x13VERIFICATION_FAILED\x10\x0c\x32\xf3\x03\n\tEvaluator\x12`\n\tListTasks\x12(.evoprompt.evaluator.v1.ListTasksRequest\x1a).evoprompt.evaluator.v1.ListTasksResponse\x12]\n\x08\x45valuate\x12\'.evoprompt.evaluator.v1.EvaluateRequest\x1a(.evoprompt.evaluator.v1.EvaluateResponse\x12i\n\rEvaluateBatch\x12,.evoprompt.evaluator.v1.EvaluateBatchRequest\x1a(.evoprompt.evaluator.v1.EvaluateResponse0\x01\x12W\n\x06\x43\x61ncel\x12%.evoprompt.evaluator.v1.CancelRequest\x1a&.evoprompt.evaluator.v1.CancelResponse\x12\x61\n\rGetServerInfo\x12,.evoprompt.evaluator.v1.GetServerInfoRequest\x1a\".evoprompt.evaluator.v1.ServerInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SERVERINFO_IMAGESENTRY']._loaded_options = None
   _globals['_SERVERINFO_IMAGESENTRY']._serialized_options = b'8\001'
-  _globals['_STATUS']._serialized_start=1597
-  _globals['_STATUS']._serialized_end=1784
+  _globals['_STATUS']._serialized_start=1684
+  _globals['_STATUS']._serialized_end=1916
   _globals['_LISTTASKSREQUEST']._serialized_start=66
   _globals['_LISTTASKSREQUEST']._serialized_end=84
   _globals['_TASKINFO']._serialized_start=86
@@ -48,19 +48,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKPOINT']._serialized_start=493
   _globals['_CHECKPOINT']._serialized_end=564
   _globals['_EVALUATERESPONSE']._serialized_start=567
-  _globals['_EVALUATERESPONSE']._serialized_end=1028
-  _globals['_CANCELREQUEST']._serialized_start=1030
-  _globals['_CANCELREQUEST']._serialized_end=1065
-  _globals['_CANCELRESPONSE']._serialized_start=1067
-  _globals['_CANCELRESPONSE']._serialized_end=1119
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=1121
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=1143
-  _globals['_SERVERINFO']._serialized_start=1146
-  _globals['_SERVERINFO']._serialized_end=1505
-  _globals['_SERVERINFO_IMAGESENTRY']._serialized_start=1460
-  _globals['_SERVERINFO_IMAGESENTRY']._serialized_end=1505
-  _globals['_NODEINFO']._serialized_start=1507
-  _globals['_NODEINFO']._serialized_end=1594
-  _globals['_EVALUATOR']._serialized_start=1787
-  _globals['_EVALUATOR']._serialized_end=2286
+  _globals['_EVALUATERESPONSE']._serialized_end=1115
+  _globals['_CANCELREQUEST']._serialized_start=1117
+  _globals['_CANCELREQUEST']._serialized_end=1152
+  _globals['_CANCELRESPONSE']._serialized_start=1154
+  _globals['_CANCELRESPONSE']._serialized_end=1206
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=1208
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=1230
+  _globals['_SERVERINFO']._serialized_start=1233
+  _globals['_SERVERINFO']._serialized_end=1592
+  _globals['_SERVERINFO_IMAGESENTRY']._serialized_start=1547
+  _globals['_SERVERINFO_IMAGESENTRY']._serialized_end=1592
+  _globals['_NODEINFO']._serialized_start=1594
+  _globals['_NODEINFO']._serialized_end=1681
+  _globals['_EVALUATOR']._serialized_start=1919
+  _globals['_EVALUATOR']._serialized_end=2418
 # @@protoc_insertion_point(module_scope)

@@ -53,6 +53,17 @@ class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Status.ValueTy
     """The request was refused before running (bad input in a batch item, full queue)."""
     INTERNAL_ERROR: _Status.ValueType  # 10
     """The evaluator itself failed (sandbox engine unavailable, ...); retrying may help."""
+    NOT_EXPORTABLE: _Status.ValueType  # 11
+    """The trained model could not be exported as a program of standard operations (torch.export,
+    jax.export), so its scores could not be verified: Python control flow on tensor values,
+    data-dependent shapes, non-tensor outputs.
+    """
+    VERIFICATION_FAILED: _Status.ValueType  # 12
+    """The verifier refused the exported model or disagreed with the training sandbox: the export is
+    malformed or uses what a model must not (files, custom operators), its validation predictions differ
+    from those made during training, or its accuracy on the secret check set is far below its
+    validation accuracy.
+    """
 
 class Status(_Status, metaclass=_StatusEnumTypeWrapper): ...
 
@@ -77,6 +88,17 @@ REJECTED: Status.ValueType  # 9
 """The request was refused before running (bad input in a batch item, full queue)."""
 INTERNAL_ERROR: Status.ValueType  # 10
 """The evaluator itself failed (sandbox engine unavailable, ...); retrying may help."""
+NOT_EXPORTABLE: Status.ValueType  # 11
+"""The trained model could not be exported as a program of standard operations (torch.export,
+jax.export), so its scores could not be verified: Python control flow on tensor values,
+data-dependent shapes, non-tensor outputs.
+"""
+VERIFICATION_FAILED: Status.ValueType  # 12
+"""The verifier refused the exported model or disagreed with the training sandbox: the export is
+malformed or uses what a model must not (files, custom operators), its validation predictions differ
+from those made during training, or its accuracy on the secret check set is far below its
+validation accuracy.
+"""
 Global___Status: _TypeAlias = Status  # noqa: Y015
 
 @_typing.final
@@ -266,16 +288,20 @@ class EvaluateResponse(_message.Message):
     SANDBOX_FIELD_NUMBER: _builtins.int
     CHECKPOINTS_FIELD_NUMBER: _builtins.int
     WORKER_FIELD_NUMBER: _builtins.int
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    CHECK_ACCURACY_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_FIELD_NUMBER: _builtins.int
+    VERIFY_SECONDS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     status: Global___Status.ValueType
     val_accuracy: _builtins.float
     """Validation accuracy at the best checkpoint."""
     test_accuracy: _builtins.float
-    """Test accuracy at that same checkpoint."""
+    """Test accuracy at that same checkpoint (from the verifier's predictions when `verified`)."""
     num_params: _builtins.int
-    """Trainable parameters, counted by the server from the weights file."""
+    """Trainable parameters: of the exported program when `verified`, else of the weights file."""
     num_state: _builtins.int
-    """Non-trainable state (e.g. BatchNorm statistics), counted the same way."""
+    """Every other number the model holds (buffers, constants, literals in its graph), counted the same way."""
     best_step: _builtins.int
     """Step of the best checkpoint."""
     wall_seconds: _builtins.float
@@ -301,6 +327,16 @@ class EvaluateResponse(_message.Message):
     """Where it ran: "local" for the local executor, the Ray node's name for the ray executor (for a
     cached answer, where the stored one ran).
     """
+    verified: _builtins.bool
+    """True when the scores come from the verifier: a fresh sandbox without candidate code rebuilt the
+    model from its export, counted its tensors and predicted the test and check inputs.
+    """
+    check_accuracy: _builtins.float
+    """The verifier's accuracy on the secret check set (inputs no training sandbox saw)."""
+    cpu_seconds: _builtins.float
+    """CPU seconds of everything in the training sandbox after its job arrived, as the host counted them."""
+    verify_seconds: _builtins.float
+    """Time from the start of the verifier's sandbox to its end."""
     @_builtins.property
     def checkpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___Checkpoint]: ...
     def __init__(
@@ -326,10 +362,14 @@ class EvaluateResponse(_message.Message):
         sandbox: _builtins.str = ...,
         checkpoints: _abc.Iterable[Global___Checkpoint] | None = ...,
         worker: _builtins.str = ...,
+        verified: _builtins.bool = ...,
+        check_accuracy: _builtins.float = ...,
+        cpu_seconds: _builtins.float = ...,
+        verify_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_step", b"best_step", "cached", b"cached", "checkpoints", b"checkpoints", "code_sha256", b"code_sha256", "framework", b"framework", "message", b"message", "num_params", b"num_params", "num_state", b"num_state", "request_id", b"request_id", "sandbox", b"sandbox", "seed", b"seed", "status", b"status", "stderr_tail", b"stderr_tail", "steps", b"steps", "task", b"task", "test_accuracy", b"test_accuracy", "train_seconds", b"train_seconds", "val_accuracy", b"val_accuracy", "wall_seconds", b"wall_seconds", "worker", b"worker"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_step", b"best_step", "cached", b"cached", "check_accuracy", b"check_accuracy", "checkpoints", b"checkpoints", "code_sha256", b"code_sha256", "cpu_seconds", b"cpu_seconds", "framework", b"framework", "message", b"message", "num_params", b"num_params", "num_state", b"num_state", "request_id", b"request_id", "sandbox", b"sandbox", "seed", b"seed", "status", b"status", "stderr_tail", b"stderr_tail", "steps", b"steps", "task", b"task", "test_accuracy", b"test_accuracy", "train_seconds", b"train_seconds", "val_accuracy", b"val_accuracy", "verified", b"verified", "verify_seconds", b"verify_seconds", "wall_seconds", b"wall_seconds", "worker", b"worker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -21,7 +21,22 @@ STEPS = 100  # enough for the CNN to beat chance (about 0.58 at 100 steps, 0.77 
 SEEDS = [s for fw in ("torch", "flax") for s in list_seeds("mnist1d", fw)]
 
 
-def test_every_seed_trains(client):
+def true_num_params(framework: str, code: str) -> int:
+    """The seed's parameter count, from its own framework (the evaluator must report this)."""
+    namespace: dict = {}
+    exec(compile(code, f"{framework}-seed.py", "exec"), namespace)
+    if framework == "torch":
+        return sum(p.numel() for p in namespace["Model"]().parameters())
+    import jax
+
+    params = namespace["Model"]().init(jax.random.PRNGKey(0), jax.numpy.zeros((2, 40)))["params"]
+    return sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
+
+
+def test_every_seed_trains_and_the_verifier_agrees(client):
+    """Every seed of both frameworks: the verifier (a second sandbox, no candidate code) rebuilds the
+    exported model, predicts what the training sandbox predicted (else VERIFICATION_FAILED), counts
+    the seed's true parameters and alone reports test and check accuracy."""
     requests = [EvaluationRequest("mnist1d", s.framework, s.code, max_steps=STEPS, seed=1, request_id=uuid.uuid4().hex)
                 for s in SEEDS]
     results = {r.request_id: r for r in client.evaluate_many(requests)}
@@ -33,6 +48,10 @@ def test_every_seed_trains(client):
         assert res.val_accuracy == max(c.val_accuracy for c in res.checkpoints)
         assert res.test_accuracy == next(c.test_accuracy for c in res.checkpoints if c.step == res.best_step)
         assert res.num_params > 0 and 0.0 <= res.test_accuracy <= 1.0
+        assert res.verified and res.verify_seconds > 0 and 0.0 < res.check_accuracy <= 1.0
+        assert res.num_params == true_num_params(seed.framework, seed.code), f"{seed.framework}/{seed.name}"
+        assert res.num_state <= 2, f"{seed.framework}/{seed.name}: num_state {res.num_state}"  # an epsilon or two
+        assert res.cpu_seconds > 0
     # better than chance (10 classes) after a short budget, for the models that learn quickly
     cnn = next(results[r.request_id] for s, r in zip(SEEDS, requests, strict=True) if s.name == "cnn")
     assert cnn.val_accuracy > 0.3

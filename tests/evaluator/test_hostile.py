@@ -16,6 +16,9 @@ Header lines the test reads (leading comments of a program):
                                            all). The test still runs every other check strictly, then xfails on
                                            exactly that one, and fails if the weakness is no longer observed (so
                                            the header gets updated)
+  `# hidden: N`                           the program hides N numbers outside its parameters: if it gets OK, its
+                                           reported size (num_params + num_state) must exceed the honest twin's
+                                           num_params by at least N
   `# own-server: why`                      runs on a one-slot `evoprompt serve` process of its own (a program
                                            that can break the server that runs it must not take the shared one,
                                            or the test process, down)
@@ -98,6 +101,7 @@ class Program:
     twin: str | None
     weakness: Weakness | None
     own_server: bool = False
+    hidden: int = 0
 
     @property
     def name(self) -> str:
@@ -123,6 +127,7 @@ def parse_program(path: Path) -> Program:
     framework = "flax" if len(lines) > 1 and lines[1].strip() == "# framework: flax" else "torch"
     twin = weakness = None
     own_server = False
+    hidden = 0
     for line in header:
         if line.startswith("# twin: "):
             twin = line.removeprefix("# twin: ").strip()
@@ -133,7 +138,9 @@ def parse_program(path: Path) -> Program:
             weakness = Weakness(kind, status or None, text.strip())
         elif line.startswith("# own-server:"):
             own_server = True
-    return Program(path, expected, framework, twin, weakness, own_server)
+        elif line.startswith("# hidden: "):
+            hidden = int(line.removeprefix("# hidden: "))
+    return Program(path, expected, framework, twin, weakness, own_server, hidden)
 
 
 # the long programs last: they run in the background from the start, and are ready by the time their tests come
@@ -393,6 +400,9 @@ def _score_failures(program: Program, result: EvaluationResult, env: HostileEnv)
                              f"the honest twin gets {twin.val_accuracy:.3f}/{twin.test_accuracy:.3f}")
     if result.status is Status.OK and result.num_params != twin.num_params:
         failures["num_params"] = f"reported num_params {result.num_params}, the honest twin has {twin.num_params}"
+    if result.status is Status.OK and result.num_params + result.num_state < twin.num_params + program.hidden:
+        failures["num_params"] = (f"reported size {result.num_params} + {result.num_state} misses the {program.hidden} "
+                                  f"numbers it hides (the honest twin has {twin.num_params})")
     return failures
 
 

@@ -1,6 +1,8 @@
-# expect: OK monkeypatches the harness's write_weights so weights.npz holds one parameter
+# expect: OK monkeypatches the harness's write_weights so weights.npz would hold one parameter
 # twin: honest_twin
-# weakness: num_params num_params is counted from weights.npz, which the candidate's own process writes: a model can report 1 parameter (fitness -num_params*val_error is then near 0, the best possible)
+# Before the verifier, num_params was counted from weights.npz, which the candidate's own process
+# writes (fitness -num_params*val_error near 0, the best possible). Now the size is counted by the
+# verifier from the exported program, so the true count is reported.
 import numpy as np
 
 import evoprompt_harness.common as common

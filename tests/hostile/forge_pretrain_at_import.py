@@ -1,13 +1,19 @@
-# expect: OK trains its model for 800 extra steps at import time (reading the training data
-# from /data), then lets the harness run its small step budget on the pre-trained weights.
+# expect: OK looks for the training data at import time, to train on it before the harness's step
+# budget starts (as an earlier version of this program did, for 800 extra steps).
 # twin: honest_twin
-# weakness: score max_steps bounds only the harness's loop: import-time code can train as long as the wall-clock limit allows, so the step budget (and the comparison between candidates) is not enforced
+# The data reaches the sandbox only after Model() is built, so at import there is nothing to read:
+# the program raises if it finds any, and otherwise is its honest twin.
+import glob
 import json
+import os
 
-import numpy as np
+import torch
+from torch import nn
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+_spec = json.load(open("/job/input/spec.json"))
+_found = [p for p in glob.glob("/job/input/*.npz") + glob.glob("/data/*") if os.path.exists(p)]
+if _found:
+    raise RuntimeError(f"training data visible at import time: {_found} (spec names {_spec['data']})")
 
 
 class Model(nn.Module):
@@ -24,36 +30,3 @@ class Model(nn.Module):
         h = torch.relu(self.conv2(h))
         h = torch.relu(self.conv3(h))
         return self.linear(h.flatten(1))
-
-
-_PRETRAINED = None
-
-
-def _pretrain():
-    global _PRETRAINED
-    torch.manual_seed(1)
-    with np.load("/data/" + json.load(open("/job/input/spec.json"))["data"]) as data:
-        x = torch.as_tensor(data["x_train"], dtype=torch.float32)
-        y = torch.as_tensor(data["y_train"], dtype=torch.long)
-    model = Model()
-    opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
-    for step in range(800):
-        idx = torch.randint(0, len(x), (128,))
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    _PRETRAINED = model.state_dict()
-
-
-_real_init = Model.__init__
-
-
-def _init_pretrained(self):
-    _real_init(self)
-    if _PRETRAINED is not None:
-        self.load_state_dict(_PRETRAINED)
-
-
-_pretrain()
-Model.__init__ = _init_pretrained

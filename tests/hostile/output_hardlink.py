@@ -22,14 +22,20 @@ def linked_weights(output_dir, params, state):
 
 
 common.write_validation, common.write_weights = linked_predictions, linked_weights
-# a hard link to the read-only inputs must fail (another mount): if it works, say so
-DATA = "/data/" + json.load(open("/job/input/spec.json"))["data"]  # the data file, shared read-only
-try:
-    os.link(DATA, "/job/output/data_link.npz")
-except OSError:
-    pass
-else:
-    raise RuntimeError(f"could hard-link {DATA} into /job/output")
+# a hard link to the read-only inputs must fail (another mount): if it works, say so; the data is there
+# once the model is built, so this runs in the first forward call
+DATA = "/job/input/" + json.load(open("/job/input/spec.json"))["data"]
+_tried = False
+
+
+def link_data() -> None:
+    try:
+        os.link(DATA, "/job/output/data_link.npz")
+    except OSError:
+        pass
+    else:
+        raise RuntimeError(f"could hard-link {DATA} into /job/output")
+
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -41,4 +47,8 @@ class Model(nn.Module):
         self.net = nn.Sequential(nn.Linear(40, 32), nn.ReLU(), nn.Linear(32, 10))
 
     def forward(self, x):
+        global _tried
+        if not _tried:
+            _tried = True
+            link_data()
         return self.net(x)

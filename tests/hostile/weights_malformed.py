@@ -1,14 +1,16 @@
-# expect: INVALID_OUTPUT writes a malformed weights.npz: a truncated zip whose member claims to be
-# an array, plus an object-dtype (pickle) array, so neither zip nor numpy can load it safely.
+# expect: INVALID_OUTPUT writes a malformed tensors.npz (the exported model's tensors): a truncated zip
+# whose member claims to be an array, plus an object-dtype (pickle) array, so neither zip nor numpy can
+# load it safely.
 import io
 import zipfile
 
 import numpy as np
 
-import evoprompt_harness.common as common
+import evoprompt_harness.export_torch as export_torch
 
 
-def bad_weights(output_dir, params, state):
+def bad_export(output_dir, program_name, program, arrays):
+    (output_dir / program_name).write_bytes(program)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         obj = io.BytesIO()
@@ -16,10 +18,10 @@ def bad_weights(output_dir, params, state):
         zf.writestr("params/evil.npy", obj.getvalue())
         zf.writestr("params/w.npy", b"\x93NUMPY garbage that is not an array header")
     data = buf.getvalue()
-    (output_dir / "weights.npz").write_bytes(data[: len(data) - 7])  # truncated central directory
+    (output_dir / "tensors.npz").write_bytes(data[: len(data) - 7])  # truncated central directory
 
 
-common.write_weights = bad_weights
+export_torch.write_export = bad_export
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

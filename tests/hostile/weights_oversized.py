@@ -1,17 +1,18 @@
-# expect: OUTPUT_LIMIT writes a weights.npz that is small on disk but inflates past the output cap
+# expect: OUTPUT_LIMIT writes a tensors.npz (the exported model's) that is small on disk but inflates past the output cap
 # (a compressed 320 MiB array of zeros: a zip bomb); the server must check sizes before inflating.
 import numpy as np
 
-import evoprompt_harness.common as common
+import evoprompt_harness.export_torch as export_torch
 
 
-def bomb_weights(output_dir, params, state):
-    arrays = {f"params/{k}": np.asarray(v) for k, v in params.items()}
+def bomb_export(output_dir, program_name, program, arrays):
+    (output_dir / program_name).write_bytes(program)
+    arrays = dict(arrays)
     arrays["params/bomb"] = np.zeros(80 * 1024 * 1024, dtype=np.float32)  # 320 MiB inflated
-    np.savez_compressed(output_dir / "weights.npz", **arrays)
+    np.savez_compressed(output_dir / "tensors.npz", **arrays)
 
 
-common.write_weights = bomb_weights
+export_torch.write_export = bomb_export
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

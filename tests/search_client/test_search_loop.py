@@ -220,6 +220,8 @@ def test_fitness_is_the_papers():
 
     ok = EvaluationResult(request_id="a", status=Status.OK, num_params=1000, val_accuracy=0.9)
     assert fitness(ok, 0.5) == pytest.approx(-100.0)
+    hiding = EvaluationResult(request_id="a", status=Status.OK, num_params=1000, num_state=9000, val_accuracy=0.9)
+    assert fitness(hiding, 0.5) == pytest.approx(-1000.0)  # numbers held outside the parameters cost size too
     assert fitness(EvaluationResult(request_id="a", status=Status.OK, num_params=10, val_accuracy=0.5), 0.5) is None
     assert fitness(EvaluationResult(request_id="a", status=Status.RUNTIME_ERROR), 0.5) is None
     assert asyncio.iscoroutinefunction(ScriptedLM.generate)

@@ -43,7 +43,7 @@ _ARG_KINDS = frozenset({"as_none", "as_tensor", "as_tensors", "as_int", "as_ints
 _OUTPUT_KINDS = frozenset({"as_tensor", "as_tensors", "as_none"})
 _OPERAND_NAMES = frozenset({"other", "alpha", "fill_value", "value", "scalar", "exponent", "self"})
 _NEUTRAL = frozenset({0.0, 1.0, -1.0})
-_INPUT_SPECS = {"parameter": "parameter_name", "buffer": "target", "tensor_constant": "target"}
+_INPUT_SPECS = {"parameter": "parameter_name", "buffer": "buffer_name", "tensor_constant": "tensor_constant_name"}
 
 
 class Verified:

@@ -1,5 +1,5 @@
 """What a warm sandbox does before its job arrives: import the framework and the harness's trainer,
-then run one tiny training step of a model of its own, and export and rebuild it as the verifier does,
+then run one tiny training step of a model of its own, and export and rebuild one as the verifier does,
 so that what the framework sets up lazily on first use (torch's optimizer and torch.export trace
 through torch._dynamo: seconds; XLA's CPU client) is ready. This start-up cost leaves the evaluation's
 clock. No candidate code is present yet."""
@@ -10,7 +10,7 @@ import importlib
 
 PRELOAD = {
     "torch": ("torch", "evoprompt_harness.train_torch", "evoprompt_harness.verify_torch"),
-    "flax": ("jax", "flax.linen", "optax", "evoprompt_harness.train_flax"),
+    "flax": ("jax", "flax.linen", "optax", "evoprompt_harness.train_flax", "evoprompt_harness.verify_flax"),
     "haiku": ("clrs", "clrs._src.processors", "haiku", "optax", "evoprompt_harness.train_clrs"),
 }
 
@@ -61,6 +61,24 @@ def _jax_step() -> None:
     jax.block_until_ready(optax.apply_updates(params, updates))
 
 
+def _flax_export() -> None:
+    import tempfile
+    from pathlib import Path
+
+    import flax.linen as nn
+    import jax
+    import numpy as np
+
+    from .export_flax import export_flax
+    from .verify_flax import load_flax
+
+    model = nn.Dense(10)
+    params = model.init(jax.random.PRNGKey(0), np.zeros((1, 40), np.float32))["params"]
+    with tempfile.TemporaryDirectory() as folder:
+        export_flax(model, params, 4, Path(folder))
+        load_flax(Path(folder)).predict(np.zeros((3, 40), np.float32))
+
+
 def preload(framework: str) -> None:
     for name in PRELOAD.get(framework, ()):
         importlib.import_module(name)
@@ -68,3 +86,5 @@ def preload(framework: str) -> None:
         _torch_step()
     elif framework in ("flax", "haiku"):
         _jax_step()
+    if framework == "flax":
+        _flax_export()

@@ -51,7 +51,7 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str,
     if observed is not None:
         return observed
     if choice.error is not None:
-        return _bad_output(result, choice.error)
+        return bad_output(result, choice.error)
     if run.exit_code == EXIT_CANDIDATE_FAILED:
         record = read_result_record(job.output_dir) or {}
         claimed = str(record.get("status", ""))
@@ -94,7 +94,8 @@ def host_verdict(result: EvaluationResult, job: SandboxJob, run: SandboxRun, wha
     return None
 
 
-def _bad_output(result: EvaluationResult, exc: BadOutput) -> EvaluationResult:
+def bad_output(result: EvaluationResult, exc: BadOutput) -> EvaluationResult:
+    """A sandbox's output the server cannot read: too large, or malformed."""
     status = Status.OUTPUT_LIMIT if exc.too_large else Status.INVALID_OUTPUT
     return replace(result, status=status, message=f"{exc}; the sandbox must write its outputs through the harness")
 
@@ -118,7 +119,7 @@ def _score(req: ValidRequest, job: SandboxJob, result: EvaluationResult, choice:
                                 req.task.score_test(job.output_dir, limit, choice.validation.best_step))
             counts = count_weights(job.output_dir, limit)
         except BadOutput as exc:
-            return _bad_output(result, exc)
+            return bad_output(result, exc)
     return replace(
         result,
         status=Status.OK,

@@ -27,7 +27,7 @@ from .exchange import CheckpointChoice
 from .executor import Executor
 from .files import remove_tree
 from .instance import DATA, JOBS
-from .outcome import base_result, decide
+from .outcome import bad_output, base_result, decide
 from .outputs import BadOutput
 from .protocol import open_to_sandbox
 from .sandbox.base import GpuShare, Limits, SandboxJob
@@ -35,7 +35,7 @@ from .scoring import Validation
 from .status_policy import is_stored
 from .store import ResultStore
 from .validation import ValidRequest
-from .verification import refused, verification_job, verified
+from .verification import verification_job, verified
 
 log = logging.getLogger(__name__)
 
@@ -245,9 +245,8 @@ class Scheduler:
         """Run the verifier on the training sandbox's exported model, in the same slot."""
         try:
             verify_job = verification_job(training, job.req, self.data_dir)
-        except BadOutput as exc:
-            return refused(result, f"the training sandbox handed in no usable exported model ({exc}); the "
-                                   "sandbox must write its outputs through the harness")
+        except BadOutput as exc:  # the training sandbox's output, unusable as any other would be
+            return replace(bad_output(result, exc), num_params=0, num_state=0)
         try:
             return verified(result, job.req, verify_job, self.executor.run(verify_job, job.cancel), validation)
         finally:

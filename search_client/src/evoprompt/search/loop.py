@@ -6,7 +6,8 @@
         uniformly from {0.2, 0.6, 0.8, 1.0}; n children sampled per prompt
         children are de-duplicated (normalised syntax trees) and evaluated (generation and
         evaluation overlap); a child that fails to build gets up to `repairs` repair prompts
-        fitness = -num_params * val_error; children with val_error >= alpha are dropped
+        fitness = -size * val_error, size = num_params + num_state (every number the verified model
+        holds: weights hidden in buffers or constants still cost); children with val_error >= alpha are dropped
         parents <- top p of all children so far that were never parents
         prompt-tune the LM on this round's evaluated children that were not chosen as parents
 
@@ -48,7 +49,7 @@ def fitness(result: EvaluationResult, alpha: float) -> float | None:
     """The paper's objective, or None for a child that is dropped (failed, or error >= alpha)."""
     if result.status is not Status.OK or result.val_error >= alpha:
         return None
-    return -result.num_params * result.val_error
+    return -(result.num_params + result.num_state) * result.val_error
 
 
 def _chosen(row: Round) -> tuple[int, ...]:

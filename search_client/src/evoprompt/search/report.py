@@ -2,7 +2,8 @@
 
 Everything is read from the run directory alone (`run.sqlite3` and `config.json`), so a report can be
 made of a finished run, a killed one, or one still going (the database is opened read-only and WAL
-lets it be read while the search writes). Fitness is the paper's: -num_params * (1 - val_accuracy),
+lets it be read while the search writes). Fitness is the paper's, -size * (1 - val_accuracy)
+with size = num_params + num_state (loop.fitness),
 higher is better, NULL for candidates that failed or were filtered out by the validation-error bound.
 
 - `summarize(run_dir)`: one JSON-ready dict of counts, the best child, the seeds and per-round numbers.

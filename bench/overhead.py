@@ -38,6 +38,7 @@ def bare_run(code: str, steps: int, seed: int) -> float:
         inp.mkdir()
         out.mkdir()
         task.write_job(inp, data, "torch", code, steps, seed, threads=1)  # what one evaluator slot gets (--cpus 1)
+        (inp / task.data_name).symlink_to(data / task.data_name)  # the server links it in once the model is built
         choice = CheckpointChoice(task, task.recipe.checkpoints(steps), 1 << 30)
         done = threading.Event()
 
@@ -48,7 +49,7 @@ def bare_run(code: str, steps: int, seed: int) -> float:
         answering = threading.Thread(target=answer, daemon=True)
         answering.start()
         started = time.perf_counter()
-        exit_code = run_job(inp, out, data)
+        exit_code = run_job(inp, out)
         elapsed = time.perf_counter() - started
         done.set()
         answering.join()

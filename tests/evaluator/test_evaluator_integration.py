@@ -3,6 +3,7 @@ process back-end), real training. Step budgets are reduced; the full recipe live
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 
@@ -218,3 +219,30 @@ def test_memory_bomb_is_oom(docker_server):
         res = c.evaluate("mnist1d", "torch", code, max_steps=10)
     assert res.status is Status.OOM and "memory limit" in res.message
     _wait_until(lambda: not job_containers(docker_server), limit=15)
+
+
+def test_the_verifier_holds_no_candidate_code(docker_server):
+    """The verifier's job folder holds the exported program, its tensors and the spec, never the
+    candidate's file; its data holds no training inputs; the result is the verifier's."""
+    executor = docker_server.executor
+    seen: list[tuple[dict, list[str]]] = []
+    real_run = executor.run
+
+    def recording_run(job, cancel):
+        spec = json.loads((job.input_dir / "spec.json").read_text())
+        seen.append((spec, sorted(p.name for p in job.input_dir.iterdir())))
+        return real_run(job, cancel)
+
+    executor.run = recording_run
+    try:
+        seed = next(s for s in list_seeds("mnist1d", "torch") if s.name == "cnn")
+        with EvaluatorClient(docker_server.endpoint) as c:
+            res = c.evaluate("mnist1d", "torch", f"{seed.code}\n# {uuid.uuid4().hex}\n", max_steps=50)
+    finally:
+        del executor.run
+    assert res.ok and res.verified, res.message
+    (train_spec, train_files), (verify_spec, verify_files) = seen
+    assert "candidate.py" in train_files and train_spec.get("role", "train") == "train"
+    assert verify_spec["role"] == "verify" and "candidate.py" not in verify_files
+    assert set(verify_files) <= {"spec.json", "program.json", "tensors.npz", "ready"}
+    assert res.num_params == 5210 and res.num_state == 0

@@ -14,6 +14,9 @@ def _(x):
     return torch.empty_like(x)
 
 
+lookup.register_autograd(lambda ctx, grad: grad)  # it trains like the identity
+
+
 class Model(nn.Module):
     def __init__(self):
         super().__init__()

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def _clock(x):
-    return np.full(x.shape, time.time() % 1 * 1e-6, np.float32)
+def _clock():
+    return np.full((10,), time.time() % 1 * 1e-6, np.float32)
 
 
 class Model(nn.Module):
@@ -19,4 +19,5 @@ class Model(nn.Module):
     def __call__(self, x):
         h = nn.relu(nn.Dense(32)(x))
         logits = nn.Dense(10)(h)
-        return logits + jax.pure_callback(_clock, jax.ShapeDtypeStruct(logits.shape, jnp.float32), logits)
+        # no operand, so no gradient flows through it and the model trains
+        return logits + jax.pure_callback(_clock, jax.ShapeDtypeStruct((10,), jnp.float32))

@@ -1,4 +1,4 @@
-# expect: OK monkeypatches the harness's result writer (job._write_json) and its loss check so the
+# expect: OK monkeypatches the harness's result writer (job.write_json) and its loss check so the
 # result record claims accuracy 1.0, one parameter and an absurd train time.
 # twin: honest_twin
 # result.json is advisory: the server must ignore its claims (train_seconds is bounded by the wall
@@ -6,7 +6,7 @@
 import evoprompt_harness.common as common
 import evoprompt_harness.job as job
 
-_real = job._write_json
+_real = job.write_json
 
 
 def fake_write_json(path, record):
@@ -15,7 +15,7 @@ def fake_write_json(path, record):
     _real(path, record)
 
 
-job._write_json = fake_write_json
+job.write_json = fake_write_json
 common.check_loss = lambda loss, step: None
 
 import torch  # noqa: E402

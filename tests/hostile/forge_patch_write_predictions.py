@@ -1,8 +1,8 @@
-# expect: OK monkeypatches the harness's prediction writers at import time so that every
-# checkpoint's predictions (and the test predictions) are all class 0 (any predictions could be written the same way).
+# expect: VERIFICATION_FAILED monkeypatches the harness's prediction writers at import time so that
+# every checkpoint's validation predictions are all class 0 (any predictions could be written the same way).
 # twin: honest_twin
-# The candidate runs inside the harness process, so this works; but without the held-out labels it
-# cannot do better than the honest model: the reported accuracy must not beat the twin's.
+# The candidate runs inside the harness process, so the forged predictions reach the server; but the
+# verifier rebuilds the exported model, whose predictions are not the forged ones.
 import numpy as np
 
 import evoprompt_harness.common as common

@@ -1,21 +1,22 @@
-# expect: INVALID_OUTPUT makes weights.npz and result.json named pipes (FIFOs) instead of files
+# expect: INVALID_OUTPUT makes the exported model's tensors.npz and result.json named pipes (FIFOs)
 # A server that opened them would block forever; it must refuse special files without opening them.
 import os
 
-import evoprompt_harness.common as common
+import evoprompt_harness.export_torch as export_torch
 import evoprompt_harness.job as job
 
 
-def fifo_weights(output_dir, params, state):
-    os.mkfifo(os.path.join(output_dir, "weights.npz"))
+def fifo_export(output_dir, program_name, program, arrays):
+    (output_dir / program_name).write_bytes(program)
+    os.mkfifo(os.path.join(output_dir, "tensors.npz"))
 
 
 def fifo_json(path, record):
     os.mkfifo(path)
 
 
-common.write_weights = fifo_weights
-job._write_json = fifo_json
+export_torch.write_export = fifo_export
+job.write_json = fifo_json
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

@@ -36,6 +36,7 @@ class FakeLauncher:
 
 
 def pool(tmp_path, launcher, **kw) -> WarmPool:
+    kw.setdefault("size", 1)  # one box per slot and framework keeps the counting below plain
     settings = PoolSettings(root=tmp_path / "pool", limits=Limits(),
                             slots=kw.pop("slots", (None, None)), **kw)
     return WarmPool(launcher, settings)

@@ -84,8 +84,8 @@ class EvaluatorSettings:
                                            "warmed at start", means="each framework's on its first job")
     build_images: bool = _setting(True, "build a missing sandbox image on first need; off, a missing image is an "
                                   "error that says to run `evoprompt images build`")
-    pool_size: int = _setting(1, "sandboxes started ahead of need per slot and framework in use (0: each "
-                              "evaluation starts its own)")
+    pool_size: int = _setting(2, "sandboxes started ahead of need per slot and framework in use (0: each "
+                              "evaluation starts its own; 2: one for a job's training, one for its verifier)")
     pool_max_idle: float = _setting(600.0, "seconds a warm sandbox may wait before a fresh one replaces it")
     executor: str = _setting("local", "where evaluations run: this machine's slots (local) or the nodes of the "
                              "Ray cluster at --ray-address (ray), each with its own sandboxes", choices=EXECUTORS)

@@ -19,7 +19,7 @@ class AgentConfig:
     backend: str = "docker"
     runtime: str = ""
     gpu_share: int = 0  # 0: CPU slots; K: K slots share each GPU
-    pool_size: int = 1
+    pool_size: int = 2
     pool_max_idle: float = 600.0
     frameworks: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)

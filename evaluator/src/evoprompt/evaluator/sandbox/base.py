@@ -138,7 +138,7 @@ class PoolSettings:
     root: Path  # one folder per sandbox, mounted into that sandbox alone
     slots: tuple[GpuShare | None, ...]
     limits: Limits
-    size: int = 1
+    size: int = 2  # a verified evaluation takes two: its training sandbox and its verifier
     max_idle: float = 600.0
     frameworks: tuple[str, ...] = ()  # warmed from the start; others from their first job on
 

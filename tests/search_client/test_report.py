@@ -290,3 +290,28 @@ def test_a_run_database_of_an_older_version_gains_the_new_columns(tmp_path):
         store.finish_round(1, None, None, 12.5)
         assert store.round(1).tune_seconds == 12.5
         assert store.candidates()[0].structure is None and store.known_structures() == {"h": 1}
+
+
+def test_front_hypervolume_per_round_and_training_steps(full_run, tmp_path):
+    import math
+
+    run_dir, ids = full_run
+    s = summarize(run_dir)
+    # OK children: c1 (800, .15), c4 (3000, .05), c5 (600, .10), c7 (100, .80); c5 dominates c1
+    assert [(f["id"], f["num_params"]) for f in s["front"]] == [(ids["c7"], 100), (ids["c5"], 600), (ids["c4"], 3000)]
+    assert s["front"][1]["val_error"] == pytest.approx(0.10)
+    lg = math.log10
+    r1 = (lg(3000) - lg(800)) * 0.85 + (6 - lg(3000)) * 0.95
+    r2 = (lg(600) - lg(100)) * 0.20 + (lg(3000) - lg(600)) * 0.90 + (6 - lg(3000)) * 0.95
+    assert [r["hypervolume"] for r in s["per_round"]] == pytest.approx([r1, r2])
+    assert s["hypervolume_reference"] == {"log10_num_params": 6.0, "val_error": 1.0}
+
+    store = RunStore(tmp_path / "run.sqlite3")
+    seed = add(store, 0, "class Model: pass  # s", kind="seed", name="s")
+    store.record_result(seed, EvaluationResult(request_id="a", status=Status.OK, steps=100, num_params=10,
+                                               val_accuracy=0.9), None)
+    child = add(store, 1, "class Model: pass  # c")
+    store.record_result(child, EvaluationResult(request_id="b", status=Status.OK, steps=300, num_params=10,
+                                                val_accuracy=0.9, cached=True), None)  # answered from the cache
+    store.close()
+    assert summarize(tmp_path)["training_steps"] == 100

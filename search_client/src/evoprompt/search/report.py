@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evoprompt.search.pareto import REFERENCE, hypervolume, non_dominated_sort, size_error
 from evoprompt.search.store import Candidate, Event, LMCall, Round, RunStore
 
 DB_NAME = "run.sqlite3"
@@ -149,6 +150,8 @@ def _per_round(data: RunData) -> list[dict[str, Any]]:
             "mean_val_accuracy": _mean([c.val_accuracy for c in kids if _is_ok(c) and c.val_accuracy is not None]),
             "tune_losses": row.tune_losses if row else None,
             "tune_seconds": row.tune_seconds if row else None,
+            "hypervolume": hypervolume([size_error(c.num_params, 1.0 - c.val_accuracy)  # type: ignore[arg-type]
+                                        for c in data.children if c.round <= rnd and _on_the_plane(c)]),
             "lm": _lm_costs([call for call in data.lm_calls if call.round == rnd], kids),
         })
     return out
@@ -209,8 +212,26 @@ def summarize_data(data: RunData) -> dict[str, Any]:
         "duplicates": sum(c.state == "duplicate" for c in children),
         "repairs": _repairs(children),
         "lm": _lm_costs(data.lm_calls, children),
+        # steps the evaluator trained for this run (cached answers cost none): what a budget is measured in
+        "training_steps": sum(c.trained_steps for c in (*data.seeds, *children)),
+        "front": _front(children),
+        "hypervolume_reference": {"log10_num_params": REFERENCE[0], "val_error": REFERENCE[1]},
         "config": data.config,
     }
+
+
+def _on_the_plane(c: Candidate) -> bool:
+    """A child with a size and a validation error: a point of the (size, error) plane."""
+    return _is_ok(c) and c.num_params is not None and c.num_params > 0 and c.val_accuracy is not None
+
+
+def _front(children: list[Candidate]) -> list[dict[str, Any]]:
+    """The non-dominated children on (num_params, validation error), smallest first."""
+    plane = [c for c in children if _on_the_plane(c)]
+    points = [(float(c.num_params), 1.0 - float(c.val_accuracy)) for c in plane]  # type: ignore[arg-type]
+    first = non_dominated_sort(points)[0] if points else []
+    return [{"id": plane[i].id, "num_params": plane[i].num_params, "val_error": round(points[i][1], 6)}
+            for i in sorted(first, key=lambda i: (points[i], plane[i].id))]
 
 
 def summarize(run_dir: Path) -> dict[str, Any]:

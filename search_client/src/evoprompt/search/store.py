@@ -144,26 +144,31 @@ class Candidate:
     repair_of: int | None = None
     #: the evaluator's seconds for this candidate (0 for a cached answer or none yet)
     evaluator_seconds: float = 0.0
+    #: the steps the evaluator trained for this candidate (0 for a cached answer or none yet)
+    trained_steps: int = 0
 
 
-def _evaluator_seconds(raw: str | None) -> float:
+def _evaluation_cost(raw: str | None) -> tuple[float, int]:
+    """(wall seconds, steps trained) an evaluation cost; nothing for a cached answer or none yet."""
     try:
         result = json.loads(raw) if raw else {}
     except ValueError:
-        return 0.0
+        return 0.0, 0
     if not isinstance(result, dict) or result.get("cached"):
-        return 0.0
-    seconds = result.get("wall_seconds")
-    return float(seconds) if isinstance(seconds, int | float) else 0.0
+        return 0.0, 0
+    seconds, steps = result.get("wall_seconds"), result.get("steps")
+    return (float(seconds) if isinstance(seconds, int | float) else 0.0,
+            int(steps) if isinstance(steps, int) and not isinstance(steps, bool) else 0)
 
 
 def _candidate(row: sqlite3.Row) -> Candidate:
     added = {k: row[k] for k in _ADDED_COLUMNS if k in row.keys()}  # absent in older run databases
+    seconds, steps = _evaluation_cost(row["result"])
     return Candidate(row["id"], row["round"], row["kind"], row["name"], row["code"], _ids(row["parents"]),
                      row["state"], row["status"], row["val_accuracy"], row["test_accuracy"], row["num_params"],
                      row["fitness"], row["request_id"], row["temperature"], row["prompt_index"],
                      row["sample_index"], row["message"], row["submissions"], **added,
-                     evaluator_seconds=_evaluator_seconds(row["result"]))
+                     evaluator_seconds=seconds, trained_steps=steps)
 
 
 @dataclass(frozen=True)

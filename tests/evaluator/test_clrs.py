@@ -312,15 +312,33 @@ def search(top, skip=("/proc", "/sys", "/dev", "/opt/venv", "/usr")):
             found += [f"{{path}}: {{label}}" for label, pattern in PATTERNS.items() if bytes.fromhex(pattern) in blob]
     return found
 '''
+# the data reaches the sandbox once the candidate is built, so the search runs in the first call of
+# get_triplet_msgs (during training), with the data linked into /job/input
 SEARCH_CANDIDATE = SEARCH + '''
-
-found = search("/")
 import json
-with np.load("/data/" + json.load(open("/job/input/spec.json"))["data"]) as data:
-    found += [name for name in data.files if not name.split("/")[1] in ("inputs", "hints", "lengths")]
-    found += [name for name in data.files if "/hints/" in name and np.any(data[name][1:])]
-if found:
-    raise RuntimeError(f"held-out outputs are readable: {{found[:10]}}")
+
+_searched = []
+
+
+def search_once():
+    if _searched:
+        return
+    _searched.append(True)
+    found = search("/")
+    with np.load("/job/input/" + json.load(open("/job/input/spec.json"))["data"]) as data:
+        found += [name for name in data.files if not name.split("/")[1] in ("inputs", "hints", "lengths")]
+        found += [name for name in data.files if "/hints/" in name and np.any(data[name][1:])]
+    if found:
+        raise RuntimeError(f"held-out outputs are readable: {{found[:10]}}")
+'''
+SEARCH_AFTER_DATA = '''
+
+_standard_triplets = get_triplet_msgs
+
+
+def get_triplet_msgs(z, edge_fts, graph_fts, nb_triplet_fts):
+    search_once()
+    return _standard_triplets(z, edge_fts, graph_fts, nb_triplet_fts)
 '''
 
 
@@ -338,7 +356,7 @@ def held_out_search_candidate(server: EvaluatorServer) -> str:
     """The standard seed, after a search of the sandbox for the server's held-out outputs."""
     task = server.tasks["clrs/bfs"]
     assert isinstance(task, ClrsTask)
-    return SEARCH_CANDIDATE.format(patterns=output_patterns(task)) + "\n\n" + STANDARD
+    return SEARCH_CANDIDATE.format(patterns=output_patterns(task)) + "\n\n" + STANDARD + SEARCH_AFTER_DATA
 
 
 @pytest.mark.integration

@@ -84,9 +84,10 @@ def test_hf_pipeline_end_to_end(tmp_path):
     store = RunStore(tmp_path / "run" / "run.sqlite3")
     children = store.candidates(kind="child")
     states = {c.state for c in children}
-    assert len(children) == 2 * 2 * 16 and "invalid" in states and "evaluated" in states
-    # what the tiny LM wrote reached the sandboxes (whether any trained depends on a 200-step model)
-    assert store.candidates(round=1, state="evaluated"), "no program of the tiny LM reached a sandbox"
+    # what the tiny LM wrote reached the sandboxes (whether any trained depends on a 200-step model; in
+    # which round depends on the metrics in its prompts, which vary with each server's secret data)
+    assert len(children) == 2 * 2 * 16 and "invalid" in states
+    assert "evaluated" in states, "no program of the tiny LM reached a sandbox"
     (r1, r2) = store.rounds()
     losses = r1.tune_losses
     assert losses and losses[-1] < losses[0], losses  # prompt-tuning lowered its own loss

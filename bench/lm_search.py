@@ -49,15 +49,16 @@ def run_arm(name: str, out: Path, config: Any, endpoint: str) -> dict[str, Any]:
     """One search (or its summary, when an earlier invocation finished it)."""
     from evoprompt.search.report import summarize
     from evoprompt.search.runner import run_search
+    from evoprompt.search.store import CONFIG_NAME
 
     done = out / name / "arm.json"
     if done.is_file():
         return json.loads(done.read_text())
     run_dir = out / name / "run"
-    resume = (run_dir / "config.json").is_file()  # a killed benchmark, or a fork (fork_after_round_one)
+    resume = (run_dir / CONFIG_NAME).is_file()  # a killed benchmark, or a fork (fork_after_round_one)
     started = time.monotonic()
     run_search(None if resume else config, run_dir, resume=resume, evaluator=endpoint, progress=False)
-    arm = {"name": name, "config": json.loads((run_dir / "config.json").read_text()),
+    arm = {"name": name, "config": json.loads((run_dir / CONFIG_NAME).read_text()),
            "wall_seconds": round(time.monotonic() - started, 1), **measure(run_dir), "summary": summarize(run_dir)}
     done.write_text(json.dumps(arm, indent=2) + "\n")
     return arm
@@ -65,9 +66,9 @@ def run_arm(name: str, out: Path, config: Any, endpoint: str) -> dict[str, Any]:
 
 def measure(run_dir: Path) -> dict[str, Any]:
     """Shares of samples that parse, train OK, and train OK as a novel program; with and without repairs."""
-    from evoprompt.search.store import RunStore
+    from evoprompt.search.store import DB_NAME, RunStore
 
-    with RunStore.open_readonly(run_dir / "run.sqlite3") as store:
+    with RunStore.open_readonly(run_dir / DB_NAME) as store:
         children = store.candidates(kind="child")
         seeds = store.candidates(kind="seed")
     cnn = next((s for s in seeds if s.name == "cnn"), None)
@@ -105,15 +106,17 @@ def fork_after_round_one(source: Path, target: Path, **changes: Any) -> None:
     import shutil
     import sqlite3
 
-    if (target / "config.json").is_file():
+    from evoprompt.search.store import CONFIG_NAME, DB_NAME
+
+    if (target / CONFIG_NAME).is_file():
         return
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("report", "round_0[2-9]", "round_[1-9]*"))
-    with sqlite3.connect(target / "run.sqlite3") as db:
+    with sqlite3.connect(target / DB_NAME) as db:
         for table in ("candidates", "prompts", "rounds", "lm_calls"):
             db.execute(f"DELETE FROM {table} WHERE round > 1")
         db.execute("DELETE FROM events WHERE round > 1")
-    config = json.loads((target / "config.json").read_text())
-    (target / "config.json").write_text(json.dumps({**config, **changes}, indent=2) + "\n")
+    config = json.loads((target / CONFIG_NAME).read_text())
+    (target / CONFIG_NAME).write_text(json.dumps({**config, **changes}, indent=2) + "\n")
 
 
 def children_part(args: argparse.Namespace, specs: dict[str, str], endpoint: str) -> list[dict[str, Any]]:

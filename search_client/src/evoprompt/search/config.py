@@ -3,6 +3,7 @@ as config.json in the run directory so that `--resume` continues the very same s
 
 from __future__ import annotations
 
+import argparse
 import json
 import uuid
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from evoprompt.sdk.errors import UserError
+
+from .store import CONFIG_NAME
 
 MODES = ("evoprompting", "random-parents", "few-shot")
 TUNING = ("auto", "on", "off")
@@ -22,35 +25,43 @@ class SearchConfigError(UserError, ValueError):
     """A search's settings cannot work (a count below 1, an unknown mode, ...); says which flags."""
 
 
+def _flag(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A setting that is also a command-line flag of `search` (add_config_flags): its default and
+    help live here, once."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     task: str
     framework: str
     lm: str
-    rounds: int = 10  # T
-    prompts: int = 10  # m, prompts per round
-    samples: int = 16  # n, children sampled per prompt
-    parents: int = 10  # p, parents kept per round
-    shots: int = 2  # k, in-context examples per prompt
-    alpha: float = 0.5  # children with validation error >= alpha are dropped
-    max_steps: int = 0  # training steps per evaluation; 0: the task's recipe
-    seed: int = 0
-    mode: str = "evoprompting"  # or the paper's ablations: random-parents, few-shot
-    prompt_tuning: str = "auto"  # auto: on for hf back-ends; off for others
+    rounds: int = _flag(10, "T, rounds of evolution")
+    prompts: int = _flag(10, "m, prompts per round")
+    samples: int = _flag(16, "n, children sampled per prompt")
+    parents: int = _flag(10, "p, parents kept per round")
+    shots: int = _flag(2, "k, in-context examples per prompt")
+    alpha: float = _flag(0.5, "children with validation error >= alpha are dropped")
+    max_steps: int = _flag(0, "training steps per evaluation (0: the task's recipe)")
+    seed: int = _flag(0, "the search's seed (prompts, temperatures, training seeds)")
+    mode: str = _flag("evoprompting", "the algorithm, or one of the paper's ablations", MODES)
+    prompt_tuning: str = _flag("auto", "soft-prompt tuning between rounds (auto: on for hf back-ends)", TUNING)
     temperatures: tuple[float, ...] = TEMPERATURES
     # completion: the paper's prompt; chat: the model's chat template. Measured with both offline
     # instruct models (README), chat did not write more children that train: completion stays the default
-    prompt_style: str = "completion"
-    repairs: int = 0  # repair prompts per child that never trained (0: the paper's loop drops it)
+    prompt_style: str = _flag("completion", "the paper's completion prompt (default), or the model's chat template",
+                              PROMPT_STYLES)
+    repairs: int = _flag(0, "repair prompts (with the evaluator's message) per child that never trained (0: the "
+                            "paper's loop drops it)")
     # the hf back-end: dtype and threads for sampling, and a CPU-sized prompt-tuning budget per round
-    lm_dtype: str = "float32"
-    lm_threads: int = 0  # 0: half the machine's cores (the evaluator trains on the others)
-    lm_max_tokens: int = 512  # new tokens per sample (hf and openai back-ends)
-    lm_top_p: float = 0.95  # nucleus sampling (1.0: the paper's temperature sampling alone)
-    lm_timeout: float = 600.0  # seconds per request to an openai server (a CPU server writes ~2-15 tokens/s)
-    tune_epochs: int = 5
-    tune_examples: int = 0  # at most this many children per round (best first); 0: all
-    tune_length: int = 0  # tokens per tuning text; 0: the model's context
+    lm_dtype: str = _flag("float32", "hf back-end weights", DTYPES)
+    lm_threads: int = _flag(0, "hf back-end CPU threads (0: half the cores; the evaluator trains on the rest)")
+    lm_max_tokens: int = _flag(512, "new tokens per sample (hf and openai back-ends)")
+    lm_top_p: float = _flag(0.95, "nucleus sampling (1.0: the paper's temperature sampling alone)")
+    lm_timeout: float = _flag(600.0, "seconds per request to an openai: server (a CPU server writes ~2-15 tokens/s)")
+    tune_epochs: int = _flag(5, "prompt-tuning epochs per round")
+    tune_examples: int = _flag(0, "prompt-tune on at most this many children per round, fittest first (0: all)")
+    tune_length: int = _flag(0, "tokens per prompt-tuning text (0: the model's context)")
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
@@ -86,13 +97,22 @@ class SearchConfig:
         if problems:
             raise SearchConfigError("; ".join(problems))
 
+    @property
+    def total_rounds(self) -> int:
+        return 1 if self.mode == "few-shot" else self.rounds
+
+    @property
+    def prompts_per_round(self) -> int:
+        # the few-shot ablation spends the whole budget in one round from the seeds
+        return self.prompts * (self.rounds if self.mode == "few-shot" else 1)
+
     def save(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        (run_dir / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, run_dir: Path) -> SearchConfig:
-        data: dict[str, Any] = json.loads((run_dir / "config.json").read_text())
+        data: dict[str, Any] = json.loads((run_dir / CONFIG_NAME).read_text())
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
         data["temperatures"] = tuple(data.get("temperatures", TEMPERATURES))
@@ -114,3 +134,27 @@ class SearchConfig:
             return {"prompt_style": self.prompt_style, "max_tokens": self.lm_max_tokens, "timeout": self.lm_timeout,
                     "top_p": self.lm_top_p}
         return {}
+
+
+def flag_fields() -> list[Any]:
+    """SearchConfig's settings that are command-line flags, in declaration order."""
+    return [f for f in fields(SearchConfig) if "help" in f.metadata]
+
+
+def add_config_flags(parser: argparse.ArgumentParser, *, only: tuple[str, ...] | None = None,
+                     defaults: dict[str, Any] | None = None) -> None:
+    """`--<setting>` for every flag field (or those in `only`), typed and documented from the field;
+    `defaults` overrides a field's default (the demo's smaller budget)."""
+    defaults = defaults or {}
+    for f in flag_fields():
+        if only is not None and f.name not in only:
+            continue
+        default = defaults.get(f.name, f.default)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=default,
+                            choices=f.metadata["choices"], help=f"{f.metadata['help']} (default: {default})")
+
+
+def config_from_args(args: argparse.Namespace, **given: Any) -> SearchConfig:
+    """A SearchConfig from parsed flags (add_config_flags) and the settings `given` directly."""
+    values = {f.name: getattr(args, f.name) for f in flag_fields() if hasattr(args, f.name)}
+    return SearchConfig(**{**values, **given})

@@ -82,14 +82,16 @@ def load_lm(spec: str, why: str = ""):  # -> LanguageModel
         return make_lm("mutation")
 
 
+# the demo's budget: the search's settings, smaller (about ten minutes on 2 cores)
+DEMO_BUDGET = {"rounds": 3, "prompts": 4, "samples": 4, "parents": 4, "max_steps": 500}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evoprompt.search.config import add_config_flags
+
     parser.add_argument("--run-dir", type=Path, default=None, help="default: runs/demo-<time>")
     parser.add_argument("--framework", default="torch", choices=["torch", "flax"])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--prompts", type=int, default=4)
-    parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--parents", type=int, default=4)
-    parser.add_argument("--max-steps", type=int, default=500)
+    add_config_flags(parser, only=tuple(DEMO_BUDGET), defaults=DEMO_BUDGET)
     parser.add_argument("--backend", choices=["auto", "docker", "process"], default="auto")
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--no-progress", action="store_true")
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from evoprompt.sdk.errors import UserError
-    from evoprompt.search.config import SearchConfig
+    from evoprompt.search.config import config_from_args
     from evoprompt.search.report import summarize, write_report
     from evoprompt.search.runner import run_search
 
@@ -116,9 +118,8 @@ def run_demo(args: argparse.Namespace) -> int:
         prompts, samples = min(prompts, 2), min(samples, 2)
         print(f"demo: the LM runs on the CPU: {prompts} prompts x {samples} samples per round "
               "(about a minute of sampling per sample)", file=sys.stderr, flush=True)
-    config = SearchConfig(task="mnist1d", framework=args.framework, lm=lm.spec, rounds=args.rounds,
-                          prompts=prompts, samples=samples, parents=args.parents,
-                          max_steps=args.max_steps, lm_max_tokens=DEMO_LM_TOKENS)
+    config = config_from_args(args, task="mnist1d", framework=args.framework, lm=lm.spec, prompts=prompts,
+                              samples=samples, lm_max_tokens=DEMO_LM_TOKENS)
     print(f"EvoPrompting on MNIST-1D ({args.framework}): {args.rounds} rounds x {prompts} prompts x "
           f"{samples} samples, {args.max_steps} training steps each, LM {lm.spec}; run dir {run_dir}",
           flush=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from evoprompt.sdk import AsyncEvaluatorClient, EvaluationRequest, EvaluationResult, EvaluatorError, Status
 from evoprompt.sdk.errors import InvalidRequestError, UserError
+from evoprompt.sdk.limits import MAX_CODE_BYTES
 from evoprompt.search.seeds import list_seeds
 
 from .config import SearchConfig
@@ -36,7 +37,17 @@ from .lm.base import LanguageModel, LMConfigError, LMError, Usage
 from .program_hash import structural_hash
 from .prompt import Example, Prompt, anchor_for, build_prompt, program_from_output
 from .repair import build_repair_prompt, failure, repairable
-from .store import Candidate, ChildDraft, PlannedPrompt, Round, RunStore
+from .store import (
+    SOFT_PROMPTS_DIR,
+    Candidate,
+    CandidateState,
+    ChildDraft,
+    PlannedPrompt,
+    PromptState,
+    Round,
+    RoundState,
+    RunStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +106,6 @@ class Search:
             return False
         return self.lm.tunable and wanted != "off"
 
-    @property
-    def total_rounds(self) -> int:
-        return 1 if self.config.mode == "few-shot" else self.config.rounds
-
-    @property
-    def prompts_per_round(self) -> int:
-        # the few-shot ablation spends the whole budget in one round from the seeds
-        return self.config.prompts * (self.config.rounds if self.config.mode == "few-shot" else 1)
-
     # -- the loop -------------------------------------------------------------------------------
     async def run(self) -> None:
         self._restore_soft_prompt()
@@ -112,16 +114,16 @@ class Search:
         if not parents:
             raise NoParentsError("no seed program evaluated OK, so there is nothing to prompt with; "
                                "see `evoprompt report` for their errors")
-        for t in range(1, self.total_rounds + 1):
+        for t in range(1, self.config.total_rounds + 1):
             self.counters.round = t
             row = self.store.round(t)
-            if row is not None and row.state == "done":
+            if row is not None and row.state == RoundState.DONE:
                 parents = _chosen(row)
                 continue
             if row is None:
                 self.store.start_round(t, parents)
             parents_in = self._round(t).parents_in
-            if row is None or row.state == "started":
+            if row is None or row.state == RoundState.STARTED:
                 await self._run_round(t, parents_in)
                 self.store.finish_evaluation(t, self._select_parents(t, parents_in))
             parents = _chosen(self._round(t))
@@ -148,7 +150,7 @@ class Search:
         if not seeds:
             raise LMConfigError(f"no seed programs for task {self.config.task!r} and framework "
                                 f"{self.config.framework!r}")
-        await asyncio.gather(*(self._evaluate(c) for c in seeds if c.state == "generated"))
+        await asyncio.gather(*(self._evaluate(c) for c in seeds if c.state == CandidateState.GENERATED))
         return tuple(c.id for c in self.store.candidates(kind="seed", status="OK"))
 
     # -- one round ------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ class Search:
         if self.store.prompts(t):
             return
         rng = random.Random(f"{self.config.seed}:{t}:prompts")
-        for i in range(self.prompts_per_round):
+        for i in range(self.config.prompts_per_round):
             chosen = tuple(rng.sample(list(parents_in), min(self.config.shots, len(parents_in))))
             temperature = rng.choice(self.config.temperatures)
             self.store.plan_prompt(t, i, chosen, temperature, self._prompt(chosen).text)
@@ -173,10 +175,10 @@ class Search:
         self._plan(t, parents_in)
         evaluations: list[asyncio.Task[None]] = []
         # children generated before a restart but never evaluated
-        for c in self.store.candidates(round=t, kind="child", state="generated"):
+        for c in self.store.candidates(round=t, kind="child", state=CandidateState.GENERATED):
             evaluations.append(asyncio.create_task(self._evaluate(c)))
         for planned in self.store.prompts(t):
-            if planned.state != "planned":
+            if planned.state != PromptState.PLANNED:
                 continue
             children = await self._generate(t, planned)
             evaluations.extend(asyncio.create_task(self._evaluate(c)) for c in children)
@@ -198,9 +200,9 @@ class Search:
         for c in by_id.values():
             if c.id in repaired or self._repair_depth(c, by_id) >= self.config.repairs:
                 continue
-            if c.state == "invalid":
+            if c.state == CandidateState.INVALID:
                 broken.append((c, c.message or "the program is not valid Python", "is not a valid program"))
-            elif c.state == "evaluated" and c.status and c.status != "OK":
+            elif c.state == CandidateState.EVALUATED and c.status and c.status != "OK":
                 stored = self.store.result(c.id)
                 if stored and repairable(stored):
                     what, problem = failure(stored)
@@ -226,18 +228,19 @@ class Search:
         code = program_from_output(prompt, outputs[0])
         digest, structure = sha256(code), structural_hash(code)
         duplicate_of = self.store.known_structures().get(structure or digest)
-        state, message = "generated", None
+        state, message = CandidateState.GENERATED, None
         if duplicate_of is not None:
-            state, message = "duplicate", f"the same program as candidate {duplicate_of} (normalised syntax tree)"
+            state = CandidateState.DUPLICATE
+            message = f"the same program as candidate {duplicate_of} (normalised syntax tree)"
         elif problem := self._syntax_problem(code):
-            state, message = "invalid", problem
+            state, message = CandidateState.INVALID, problem
         cid = self.store.add_candidate(
             round=t, kind="child", code=code, code_sha256=digest, parents=broken.parents, lm_output=outputs[0],
             temperature=temperature, request_id=f"{self.config.run_id}-{t}-repair-{broken.id}", state=state,
             message=message, structure=structure, duplicate_of=duplicate_of, repair_of=broken.id)
         self.counters.samples += 1
         child = self.store.by_ids([cid])[cid]
-        if child.state == "generated":
+        if child.state == CandidateState.GENERATED:
             await self._evaluate(child)
 
     async def _generate(self, t: int, planned: PlannedPrompt) -> list[Candidate]:
@@ -248,22 +251,22 @@ class Search:
         seed = int(sha256(f"{self.config.seed}:{t}:{index}")[:8], 16)
         outputs = await self._sample(t, prompt, self.config.samples, temperature, seed, prompt_index=index)
         if outputs is None:
-            self.store.mark_prompt(t, index, "failed")
+            self.store.mark_prompt(t, index, PromptState.FAILED)
             return []
         known = self.store.known_structures()
         rows: list[ChildDraft] = []
         for j, output in enumerate(outputs[: self.config.samples]):
             code = program_from_output(prompt, output)
             digest, structure = sha256(code), structural_hash(code)
-            state, message, duplicate_of = "generated", None, known.get(structure or digest)
+            state, message, duplicate_of = CandidateState.GENERATED, None, known.get(structure or digest)
             if duplicate_of is not None:
                 first = (f"candidate {duplicate_of}" if duplicate_of >= 0
                          else f"sample {-1 - duplicate_of} of this prompt")
-                state, message = "duplicate", f"the same program as {first} (normalised syntax tree)"
+                state, message = CandidateState.DUPLICATE, f"the same program as {first} (normalised syntax tree)"
             else:
                 problem = self._syntax_problem(code)
                 if problem:
-                    state, message = "invalid", problem
+                    state, message = CandidateState.INVALID, problem
                 else:  # later samples of this prompt are compared with it; ids come at insertion
                     known[structure or digest] = -1 - j
             rows.append(ChildDraft(sample_index=j, code=code, code_sha256=digest, parents=parents, lm_output=output,
@@ -273,7 +276,7 @@ class Search:
         ids = self.store.add_generation(t, index, rows)
         self.counters.samples += len(rows)
         self._progress()
-        return [c for c in self.store.by_ids(ids).values() if c.state == "generated"]
+        return [c for c in self.store.by_ids(ids).values() if c.state == CandidateState.GENERATED]
 
     async def _sample(self, t: int, prompt: Prompt, n: int, temperature: float, seed: int, *,
                       prompt_index: int | None = None, repair_of: int | None = None) -> list[str] | None:
@@ -296,8 +299,8 @@ class Search:
             ast.parse(code)
         except SyntaxError as exc:
             return f"syntax error: {exc.msg} (line {exc.lineno})"
-        if len(code.encode()) > 64 * 1024:
-            return "longer than 64 KiB"
+        if len(code.encode()) > MAX_CODE_BYTES:
+            return f"longer than {MAX_CODE_BYTES // 1024} KiB"
         if not anchor_for(self.config.task).search(code):
             return f"no line matching {anchor_for(self.config.task).pattern!r}"
         return None
@@ -341,7 +344,7 @@ class Search:
     async def _tune(self, t: int, parents_out: tuple[int, ...]
                     ) -> tuple[list[float] | None, str | None, float | None]:
         """Prompt-tune on round t's children that were not chosen: (losses, soft prompt folder, seconds)."""
-        if not self.tuning or t >= self.total_rounds:
+        if not self.tuning or t >= self.config.total_rounds:
             return None, None, None
         # best first: a tuning budget of fewer examples keeps the fittest (lm.hf.TuningConfig.max_examples)
         rest = sorted((c for c in self.store.candidates(round=t, kind="child", status="OK")
@@ -359,7 +362,7 @@ class Search:
         opening = anchor_for(self.config.task).search(rest[0].code)
         texts = [self.lm.tuning_text(self.config.task, opening.group(0) if opening else "", int(c.num_params or 0),
                                      float(c.val_accuracy or 0), c.code) for c in rest]
-        out_dir = self.run_dir / "soft_prompts" / f"round_{t:02d}"
+        out_dir = self.run_dir / SOFT_PROMPTS_DIR / f"round_{t:02d}"
         try:
             report = await asyncio.to_thread(self.lm.tune, texts, out_dir)
         except LMError as exc:

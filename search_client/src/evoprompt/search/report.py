@@ -23,14 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from evoprompt.search.pareto import REFERENCE, hypervolume, non_dominated_sort, size_error
-from evoprompt.search.store import Candidate, Event, LMCall, Round, RunStore
+from evoprompt.search.store import (
+    CONFIG_NAME,
+    DB_NAME,
+    REPORT_DIR,
+    Candidate,
+    CandidateState,
+    Event,
+    LMCall,
+    Round,
+    RoundState,
+    RunStore,
+)
 
-DB_NAME = "run.sqlite3"
-CONFIG_NAME = "config.json"
-REPORT_DIR = "report"
 TOP_PARETO = 20  # Figure 2a plots the top 20 children by fitness
 TOP_MODELS = 5
-FINISHED_ROUND_STATES = ("done", "evaluated")
+FINISHED_ROUND_STATES = (RoundState.DONE, RoundState.EVALUATED)
 
 
 @dataclass(frozen=True)
@@ -209,7 +217,7 @@ def summarize_data(data: RunData) -> dict[str, Any]:
         "per_round": _per_round(data),
         "failures": dict(Counter(e.kind for e in data.events)),
         # near-duplicates skipped (same normalised program as an earlier candidate): no evaluation spent
-        "duplicates": sum(c.state == "duplicate" for c in children),
+        "duplicates": sum(c.state == CandidateState.DUPLICATE for c in children),
         "repairs": _repairs(children),
         "lm": _lm_costs(data.lm_calls, children),
         # steps the evaluator trained for this run (cached answers cost none): what a budget is measured in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,9 @@ from evoprompt.sdk.errors import UserError
 from .config import SearchConfig
 from .lm import LanguageModel, make_lm
 from .loop import Counters, Search
-from .store import RunStore
+from .store import CONFIG_NAME, DB_NAME, RunStore
 
 log = logging.getLogger(__name__)
-DB_NAME = "run.sqlite3"
 
 
 class RunDirError(UserError, ValueError):
@@ -26,14 +26,14 @@ class RunDirError(UserError, ValueError):
 
 def prepare_run_dir(run_dir: Path, config: SearchConfig | None, resume: bool) -> SearchConfig:
     """A new run writes config.json; a resumed one reads it (the saved search is the one continued)."""
-    exists = (run_dir / DB_NAME).exists() or (run_dir / "config.json").exists()
+    exists = (run_dir / DB_NAME).exists() or (run_dir / CONFIG_NAME).exists()
     if resume:
-        if not (run_dir / "config.json").exists():
-            raise RunDirError(f"{run_dir} holds no run to resume (no config.json)")
+        if not (run_dir / CONFIG_NAME).exists():
+            raise RunDirError(f"{run_dir} holds no run to resume (no {CONFIG_NAME})")
         try:
             return SearchConfig.load(run_dir)
         except (OSError, ValueError, TypeError) as exc:  # unreadable, not JSON, or not a search's settings
-            raise RunDirError(f"cannot resume the run in {run_dir}: its config.json: {exc}") from exc
+            raise RunDirError(f"cannot resume the run in {run_dir}: its {CONFIG_NAME}: {exc}") from exc
     if exists:
         raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --run-dir")
     if config is None:
@@ -48,13 +48,14 @@ def prepare_run_dir(run_dir: Path, config: SearchConfig | None, resume: bool) ->
 class ProgressBar:
     """rich progress: round, samples, evaluations, best fitness."""
 
-    def __init__(self, config: SearchConfig, rounds: int, per_round: int) -> None:
+    def __init__(self, config: SearchConfig) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-        self.task = self.progress.add_task("search", total=rounds * per_round, status="")
-        self.rounds = rounds
+        self.task = self.progress.add_task("search", total=config.total_rounds * config.prompts_per_round
+                                           * config.samples, status="")
+        self.rounds = config.total_rounds
 
     def __enter__(self) -> ProgressBar:
         self.progress.start()
@@ -75,12 +76,9 @@ async def _run(config: SearchConfig, lm: LanguageModel, endpoint: str, store: Ru
     try:
         async with AsyncEvaluatorClient(endpoint) as client:
             await client.wait_ready(60)
-            search = Search(config, lm, client, store, run_dir, eval_concurrency=eval_concurrency)
-            if progress:
-                with ProgressBar(config, search.total_rounds, search.prompts_per_round * config.samples) as bar:
-                    search._on_progress = bar.update
-                    await search.run()
-            else:
+            with ProgressBar(config) if progress else contextlib.nullcontext() as bar:
+                search = Search(config, lm, client, store, run_dir, eval_concurrency=eval_concurrency,
+                                on_progress=bar.update if bar is not None else None)
                 await search.run()
     finally:
         await lm.aclose()  # in this event loop: HTTP clients belong to the loop that made them

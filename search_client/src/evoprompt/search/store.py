@@ -25,10 +25,38 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from evoprompt.sdk.types import EvaluationResult
+
+#: A run directory's files (the store owns the layout; the runner, config and report use these names).
+DB_NAME = "run.sqlite3"
+CONFIG_NAME = "config.json"
+SOFT_PROMPTS_DIR = "soft_prompts"
+REPORT_DIR = "report"
+
+
+class CandidateState(StrEnum):
+    """A candidate's life: generated -> evaluated | duplicate | invalid."""
+
+    GENERATED = "generated"
+    EVALUATED = "evaluated"
+    DUPLICATE = "duplicate"  # the same normalised program as an earlier candidate: never evaluated
+    INVALID = "invalid"  # no program could be read from the LM's output
+
+
+class PromptState(StrEnum):
+    PLANNED = "planned"
+    GENERATED = "generated"
+    FAILED = "failed"
+
+
+class RoundState(StrEnum):
+    STARTED = "started"
+    EVALUATED = "evaluated"  # every child has its result and the next parents are chosen
+    DONE = "done"  # prompt-tuning finished too
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS candidates (
@@ -371,7 +399,7 @@ class RunStore:
 
     # -- candidates -----------------------------------------------------------------------------
     def add_candidate(self, *, round: int, kind: str, code: str, code_sha256: str, request_id: str | None,
-                      state: str = "generated", name: str | None = None, parents: tuple[int, ...] = (),
+                      state: str = CandidateState.GENERATED, name: str | None = None, parents: tuple[int, ...] = (),
                       prompt_index: int | None = None, sample_index: int | None = None,
                       lm_output: str | None = None, temperature: float | None = None,
                       message: str | None = None, structure: str | None = None, duplicate_of: int | None = None,
@@ -390,8 +418,9 @@ class RunStore:
     def record_result(self, candidate_id: int, result: EvaluationResult, fitness: float | None) -> None:
         """Write an evaluation's result once; a second write for the same candidate is a bug."""
         cur = self._write(
-            "UPDATE candidates SET state='evaluated', status=?, val_accuracy=?, test_accuracy=?, num_params=?,"
-            " fitness=?, result=?, message=?, evaluated=? WHERE id=? AND state='generated'",
+            f"UPDATE candidates SET state='{CandidateState.EVALUATED}', status=?, val_accuracy=?, test_accuracy=?,"
+            f" num_params=?, fitness=?, result=?, message=?, evaluated=? WHERE id=? AND"
+            f" state='{CandidateState.GENERATED}'",
             (result.status.name, result.val_accuracy, result.test_accuracy, result.num_params, fitness,
              json.dumps(result.to_dict()), result.message[:2000], time.time(), candidate_id),
         )
@@ -430,8 +459,8 @@ class RunStore:
         return json.loads(rows[0][0]) if rows and rows[0][0] else None
 
     def child_counts(self) -> ChildCounts:
-        count, evaluated, best = self._read("SELECT COUNT(*), SUM(state='evaluated'), MAX(fitness) FROM candidates"
-                                            " WHERE kind='child'")[0]
+        count, evaluated, best = self._read(f"SELECT COUNT(*), SUM(state='{CandidateState.EVALUATED}'), MAX(fitness)"
+                                            " FROM candidates WHERE kind='child'")[0]
         return ChildCounts(count, evaluated or 0, best)
 
     def mark_submitted(self, candidate_id: int) -> None:
@@ -440,7 +469,7 @@ class RunStore:
     # -- prompts --------------------------------------------------------------------------------
     def plan_prompt(self, round: int, index: int, parents: tuple[int, ...], temperature: float, text: str) -> None:
         self._write("INSERT OR IGNORE INTO prompts (round, prompt_index, parents, temperature, text, state)"
-                    " VALUES (?,?,?,?,?, 'planned')",
+                    f" VALUES (?,?,?,?,?, '{PromptState.PLANNED}')",
                     (round, index, _encode_ids(parents), temperature, text))
 
     def prompts(self, round: int | None = None) -> list[PlannedPrompt]:
@@ -473,7 +502,7 @@ class RunStore:
                         child.state, child.message, time.time(), child.structure, duplicate_of, None))
                     assert cur.lastrowid is not None
                     ids.append(cur.lastrowid)
-                self._db.execute("UPDATE prompts SET state='generated' WHERE round=? AND prompt_index=?",
+                self._db.execute(f"UPDATE prompts SET state='{PromptState.GENERATED}' WHERE round=? AND prompt_index=?",
                                  (round, index))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -483,7 +512,8 @@ class RunStore:
 
     # -- rounds ---------------------------------------------------------------------------------
     def start_round(self, round: int, parents_in: tuple[int, ...]) -> None:
-        self._write("INSERT OR IGNORE INTO rounds (round, parents_in, state, started) VALUES (?,?, 'started', ?)",
+        self._write("INSERT OR IGNORE INTO rounds (round, parents_in, state, started)"
+                    f" VALUES (?,?, '{RoundState.STARTED}', ?)",
                     (round, _encode_ids(parents_in), time.time()))
 
     def round(self, round: int) -> Round | None:
@@ -491,12 +521,13 @@ class RunStore:
         return _round(rows[0]) if rows else None
 
     def finish_evaluation(self, round: int, parents_out: tuple[int, ...]) -> None:
-        self._write("UPDATE rounds SET parents_out=?, state='evaluated' WHERE round=?",
+        self._write(f"UPDATE rounds SET parents_out=?, state='{RoundState.EVALUATED}' WHERE round=?",
                     (_encode_ids(parents_out), round))
 
     def finish_round(self, round: int, tune_losses: list[float] | None, soft_prompt: str | None,
                      tune_seconds: float | None = None) -> None:
-        self._write("UPDATE rounds SET tune_losses=?, soft_prompt=?, tune_seconds=?, state='done', finished=?"
+        self._write("UPDATE rounds SET tune_losses=?, soft_prompt=?, tune_seconds=?,"
+                    f" state='{RoundState.DONE}', finished=?"
                     " WHERE round=?", (json.dumps(tune_losses) if tune_losses is not None else None, soft_prompt,
                                        tune_seconds, time.time(), round))
 

@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from evoprompt.sdk.errors import UserError
-    from evoprompt.search.report import DB_NAME, write_report
+    from evoprompt.search.report import write_report
+    from evoprompt.search.store import DB_NAME
 
     run_dir: Path = args.dir
     if not run_dir.is_dir():

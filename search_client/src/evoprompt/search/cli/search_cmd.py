@@ -12,38 +12,15 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from evoprompt.search.config import add_config_flags
+
     p = sub.add_parser("search", help="run an EvoPrompting search", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", help="task, e.g. mnist1d")
     p.add_argument("--framework", help="framework, e.g. torch or flax")
     p.add_argument("--lm", help="hf:MODEL_PATH_OR_ID, openai:BASE_URL#MODEL, or mutation")
     p.add_argument("--run-dir", type=Path, required=True, help="folder of the run (database, soft prompts, report)")
-    p.add_argument("--rounds", type=int, default=10, help="T, rounds of evolution")
-    p.add_argument("--prompts", type=int, default=10, help="m, prompts per round")
-    p.add_argument("--samples", type=int, default=16, help="n, children sampled per prompt")
-    p.add_argument("--parents", type=int, default=10, help="p, parents kept per round")
-    p.add_argument("--shots", type=int, default=2, help="k, in-context examples per prompt")
-    p.add_argument("--alpha", type=float, default=0.5, help="children with validation error >= alpha are dropped")
-    p.add_argument("--max-steps", type=int, default=0, help="training steps per evaluation (default: the task's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mode", choices=["evoprompting", "random-parents", "few-shot"], default="evoprompting",
-                   help="the algorithm, or one of the paper's ablations")
-    p.add_argument("--prompt-tuning", choices=["auto", "on", "off"], default="auto",
-                   help="soft-prompt tuning between rounds (auto: on for hf back-ends)")
-    p.add_argument("--prompt-style", choices=["completion", "chat"], default="completion",
-                   help="the paper's completion prompt (default), or the model's chat template")
-    p.add_argument("--repairs", type=int, default=0,
-                   help="repair prompts (with the evaluator's message) per child that never trained")
-    p.add_argument("--lm-dtype", choices=["float32", "bfloat16"], default="float32", help="hf back-end weights")
-    p.add_argument("--lm-threads", type=int, default=0,
-                   help="hf back-end CPU threads (0: half the cores; the evaluator trains on the rest)")
-    p.add_argument("--lm-max-tokens", type=int, default=512, help="new tokens per sample")
-    p.add_argument("--lm-top-p", type=float, default=0.95, help="nucleus sampling (1.0: temperature alone)")
-    p.add_argument("--lm-timeout", type=float, default=600.0, help="seconds per request to an openai: server")
-    p.add_argument("--tune-epochs", type=int, default=5, help="prompt-tuning epochs per round")
-    p.add_argument("--tune-examples", type=int, default=0,
-                   help="prompt-tune on at most this many children per round, fittest first (0: all)")
-    p.add_argument("--tune-length", type=int, default=0, help="tokens per prompt-tuning text (0: the context)")
+    add_config_flags(p)
     p.add_argument("--evaluator", default=None, help="HOST:PORT of an evaluator or a fleet (default: embedded)")
     p.add_argument("--backend", choices=["auto", "docker", "process"], default="auto",
                    help="sandbox of the embedded evaluator")
@@ -55,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from evoprompt.sdk.errors import UserError
-    from evoprompt.search.config import SearchConfig
+    from evoprompt.search.config import config_from_args
     from evoprompt.search.report import summarize, write_report
     from evoprompt.search.runner import run_search
 
@@ -65,15 +42,7 @@ def run(args: argparse.Namespace) -> int:
         missing = [f"--{n}" for n in ("task", "framework", "lm") if not getattr(args, n)]
         if missing:
             raise UserError(f"a new search needs {', '.join(missing)}")
-        config = SearchConfig(task=args.task, framework=args.framework, lm=args.lm, rounds=args.rounds,
-                              prompts=args.prompts, samples=args.samples, parents=args.parents,
-                              shots=args.shots, alpha=args.alpha, max_steps=args.max_steps, seed=args.seed,
-                              mode=args.mode, prompt_tuning=args.prompt_tuning, prompt_style=args.prompt_style,
-                              repairs=args.repairs, lm_dtype=args.lm_dtype, lm_threads=args.lm_threads,
-                              lm_max_tokens=args.lm_max_tokens, lm_timeout=args.lm_timeout,
-                              lm_top_p=args.lm_top_p,
-                              tune_epochs=args.tune_epochs, tune_examples=args.tune_examples,
-                              tune_length=args.tune_length)
+        config = config_from_args(args, task=args.task, framework=args.framework, lm=args.lm)
     run_search(config, args.run_dir, resume=args.resume, evaluator=args.evaluator,
                backend=args.backend, slots=args.slots, progress=not args.no_progress)
     report = write_report(args.run_dir)

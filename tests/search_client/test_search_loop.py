@@ -341,3 +341,103 @@ def test_a_round_without_a_trained_child_tunes_on_its_parents(tmp_path, endpoint
     assert len(lm.tuned) == 1 and len(lm.tuned[0]) == len(seeds)  # round 1's parents: the four seeds
     assert all(any(code in text for code in seeds.values()) for text in lm.tuned[0])
     assert any("tuned on the 4 parents instead" in e.message for e in store.events())
+
+
+# -- multi-fidelity rungs, repeats, Pareto selection ------------------------------------------------
+
+
+def rung_counts(store: RunStore) -> dict[tuple[int, int], int]:
+    counts: dict[tuple[int, int], int] = {}
+    for e in store.evaluations():
+        counts[(e.rung, e.repeat)] = counts.get((e.rung, e.repeat), 0) + 1
+    return counts
+
+
+def test_rungs_promote_the_top_one_over_eta_and_only_finalists_become_parents(tmp_path, endpoint):
+    store = search(tmp_path, endpoint, ScriptedLM(), rounds=1, prompts=2, samples=4, rungs=(2, 4, 8), eta=2,
+                   max_steps=0)
+    children = store.candidates(kind="child")
+    assert len(children) == 8
+    seeds = {c.id for c in store.candidates(kind="seed")}
+    kids = [e for e in store.evaluations() if e.candidate_id not in seeds]
+    assert sorted({(e.rung, e.steps) for e in kids}) == [(0, 2), (1, 4), (2, 8)]
+    assert [sum(e.rung == r for e in kids) for r in range(3)] == [8, 4, 2]  # 8 -> 8 // 2 -> 4 // 2
+    # the seeds train at the last rung only
+    assert {(e.rung, e.steps) for e in store.evaluations() if e.candidate_id in seeds} == {(2, 8)}
+    finalists = {c.id for c in children if c.rung == 2}
+    assert len(finalists) == 2 and {c.id for c in children if c.fitness is not None} == finalists
+    assert all(c.state == "evaluated" for c in children)
+    # promotion follows the ranking at the rung below: rung 1's entrants are rung 0's fittest
+    rung0 = {e.candidate_id: -e.size * (1 - e.val_accuracy) for e in kids if e.rung == 0}
+    best4 = sorted(rung0, key=lambda cid: (-rung0[cid], cid))[:4]
+    assert {e.candidate_id for e in kids if e.rung == 1} == set(best4)
+    (r1,) = store.rounds()
+    assert set(r1.parents_out) <= finalists
+
+
+def test_repeats_train_each_finalist_with_k_seeds_and_report_an_interval(tmp_path, endpoint):
+    store = search(tmp_path, endpoint, ScriptedLM(), rounds=1, prompts=1, samples=4, rungs=(2, 4), eta=2,
+                   repeats=3, max_steps=0)
+    last = [e for e in store.evaluations() if e.rung == 1]
+    by_candidate: dict[int, list] = {}
+    for e in last:
+        by_candidate.setdefault(e.candidate_id, []).append(e)
+    assert all(sorted(x.repeat for x in es) == [0, 1, 2] for es in by_candidate.values())
+    assert all(sorted(x.result["seed"] for x in es) == [0, 1, 2] for es in by_candidate.values())
+    finalists = [c for c in store.candidates(kind="child") if c.rung == 1]
+    assert finalists and all(c.val_ci is not None and c.fitness is not None for c in finalists)
+
+
+def test_resume_mid_rung_sends_only_what_was_not_stored(tmp_path, endpoint, monkeypatch):
+    from evoprompt.sdk import AsyncEvaluatorClient
+
+    store = search(tmp_path, endpoint, ScriptedLM(), rounds=1, prompts=2, samples=4, rungs=(2, 4, 8), eta=2,
+                   max_steps=0)
+    kids = {c.id for c in store.candidates(kind="child")}
+    lost = [e for e in store.evaluations() if e.rung == 2 and e.candidate_id in kids]
+    # what a kill during the last rung leaves: its evaluations unwritten, the round not finished
+    with store._lock:
+        store._db.execute("DELETE FROM evaluations WHERE rung=2 AND candidate_id IN (%s)"
+                          % ",".join(str(e.candidate_id) for e in lost))
+        store._db.execute("UPDATE candidates SET state='generated', status=NULL, fitness=NULL, rung=NULL, result=NULL"
+                          " WHERE kind='child' AND state='evaluated' AND status='OK'")
+        store._db.execute("UPDATE rounds SET state='started', parents_out=NULL")
+    store.close()
+    sent: list[str] = []
+    real = AsyncEvaluatorClient.evaluate_request
+
+    async def recording(self, request, *args, **kw):
+        sent.append(request.request_id)
+        return await real(self, request, *args, **kw)
+
+    monkeypatch.setattr(AsyncEvaluatorClient, "evaluate_request", recording)
+    store = search(tmp_path, endpoint, ScriptedLM(), resume=True)
+    assert sorted(sent) == sorted(e.request_id for e in lost)  # no stored rung was sent again
+    assert sum(e.rung == 2 and e.candidate_id in kids for e in store.evaluations()) == len(lost)
+    assert store.rounds()[0].state == "done"
+
+
+def test_pareto_selection_chooses_parents_by_front_then_crowding(tmp_path, endpoint):
+    from evoprompt.search.selection import Point, rank
+
+    store = search(tmp_path, endpoint, ScriptedLM(), rounds=1, prompts=2, samples=4, selection="pareto", parents=3)
+    pool = store.candidates(kind="child", scored=True)
+    expected = rank([Point(c.id, c.num_params, 1 - c.val_accuracy, c.fitness) for c in pool], "pareto")[:3]
+    assert store.rounds()[0].parents_out == tuple(expected)
+
+
+def test_the_report_shows_rungs_intervals_and_the_front(tmp_path, endpoint):
+    from evoprompt.search.report import summarize
+
+    search(tmp_path, endpoint, ScriptedLM(), rounds=1, prompts=2, samples=4, rungs=(2, 4), eta=2, repeats=2,
+           selection="pareto", max_steps=0, seed=23)  # a seed of its own: the evaluator's cache answers repeats
+    s = summarize(tmp_path)
+    assert [(r["rung"], r["steps"], r["children"]) for r in s["rungs"]] == [(0, 2, 8), (1, 4, 4)]
+    best = s["best"]
+    assert best["rung"] == 1 and best["val_ci95"] is not None
+    assert sorted((r["rung"], r["repeat"]) for r in best["rungs"]) == [(0, 0), (1, 0), (1, 1)]
+    with RunStore(tmp_path / "run.sqlite3") as store:  # the front holds finalists only (the last rung)
+        finalists = {c.id for c in store.candidates(kind="child") if c.rung == 1}
+    assert s["front"] and {f["id"] for f in s["front"]} <= finalists
+    # 8 children at 2 steps, 4 finalists x 2 repeats at 4 steps, 4 seeds x 2 repeats at 4 steps, none cached
+    assert s["training_steps"] == 8 * 2 + 4 * 2 * 4 + 4 * 2 * 4

@@ -25,10 +25,22 @@ class SearchConfigError(UserError, ValueError):
     """A search's settings cannot work (a count below 1, an unknown mode, ...); says which flags."""
 
 
-def _flag(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+SELECT_ON = ("mean", "lcb")
+SELECTIONS = ("fitness", "pareto")
+
+
+def _flag(default: Any, help: str, choices: tuple[str, ...] | None = None, parse: Any = None) -> Any:
     """A setting that is also a command-line flag of `search` (add_config_flags): its default and
-    help live here, once."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+    help live here, once; `parse` reads the flag's text when the default's type cannot."""
+    return field(default=default, metadata={"help": help, "choices": choices, "parse": parse})
+
+
+def _steps(text: str) -> tuple[int, ...]:
+    """`500,2000,8000` -> (500, 2000, 8000)."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected step counts such as 500,2000,8000, not {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,17 @@ class SearchConfig:
     tune_epochs: int = _flag(5, "prompt-tuning epochs per round")
     tune_examples: int = _flag(0, "prompt-tune on at most this many children per round, fittest first (0: all)")
     tune_length: int = _flag(0, "tokens per prompt-tuning text (0: the model's context)")
+    # beyond the paper: multi-fidelity rungs (successive halving within a round), repeated seeds at the
+    # last rung, and Pareto selection; without them the search is the paper's loop
+    rungs: tuple[int, ...] = _flag((), "training steps of each rung, e.g. 500,2000,8000: every child trains at the "
+                                       "first, the top 1/eta of each rung go on; only the last rung's children can "
+                                       "become parents (default: none, every child gets --max-steps)", parse=_steps)
+    eta: int = _flag(4, "with --rungs: the top 1/eta of a rung's children are promoted to the next")
+    repeats: int = _flag(1, "training seeds per finalist (the last rung): fitness uses their mean")
+    select_on: str = _flag("mean", "with --repeats: rank on the mean validation accuracy, or its lower 95% "
+                                   "confidence bound", SELECT_ON)
+    selection: str = _flag("fitness", "parents (and promotions) by the paper's fitness, or by Pareto rank on "
+                                      "(parameters, validation error) with crowding distance", SELECTIONS)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
@@ -94,6 +117,16 @@ class SearchConfig:
             problems.append("--lm-max-tokens must be at least 1")
         if self.tune_epochs < 1:
             problems.append("--tune-epochs must be at least 1")
+        if any(b <= a for a, b in zip(self.rungs, self.rungs[1:], strict=False)) or any(r < 1 for r in self.rungs):
+            problems.append("--rungs must be increasing positive step counts, e.g. 500,2000,8000")
+        if self.eta < 2:
+            problems.append("--eta must be at least 2")
+        if self.repeats < 1:
+            problems.append("--repeats must be at least 1")
+        if self.select_on not in SELECT_ON:
+            problems.append(f"--select-on must be one of {', '.join(SELECT_ON)}")
+        if self.selection not in SELECTIONS:
+            problems.append(f"--selection must be one of {', '.join(SELECTIONS)}")
         if problems:
             raise SearchConfigError("; ".join(problems))
 
@@ -106,6 +139,16 @@ class SearchConfig:
         # the few-shot ablation spends the whole budget in one round from the seeds
         return self.prompts * (self.rounds if self.mode == "few-shot" else 1)
 
+    @property
+    def multi_fidelity(self) -> bool:
+        """Rungs or repeats: a child's evaluations are stored one per rung and repeat (store.evaluations)."""
+        return bool(self.rungs) or self.repeats > 1
+
+    @property
+    def rung_steps(self) -> tuple[int, ...]:
+        """Each rung's training steps; without --rungs, one rung of --max-steps (0: the task's recipe)."""
+        return self.rungs or (self.max_steps,)
+
     def save(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -116,6 +159,7 @@ class SearchConfig:
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
         data["temperatures"] = tuple(data.get("temperatures", TEMPERATURES))
+        data["rungs"] = tuple(data.get("rungs", ()))
         return cls(**data)
 
     def with_changes(self, **changes: Any) -> SearchConfig:
@@ -150,7 +194,8 @@ def add_config_flags(parser: argparse.ArgumentParser, *, only: tuple[str, ...] |
         if only is not None and f.name not in only:
             continue
         default = defaults.get(f.name, f.default)
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=default,
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=f.metadata["parse"] or type(f.default),
+                            default=default,
                             choices=f.metadata["choices"], help=f"{f.metadata['help']} (default: {default})")
 
 

@@ -22,9 +22,10 @@ import asyncio
 import hashlib
 import logging
 import random
+import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from evoprompt.sdk import AsyncEvaluatorClient, EvaluationRequest, EvaluationResult, EvaluatorError, Status
@@ -37,11 +38,13 @@ from .lm.base import LanguageModel, LMConfigError, LMError, Usage
 from .program_hash import structural_hash
 from .prompt import Example, Prompt, anchor_for, build_prompt, program_from_output
 from .repair import build_repair_prompt, failure, repairable
+from .selection import Point, mean_interval, promoted, rank
 from .store import (
     SOFT_PROMPTS_DIR,
     Candidate,
     CandidateState,
     ChildDraft,
+    Evaluation,
     PlannedPrompt,
     PromptState,
     Round,
@@ -61,6 +64,12 @@ def fitness(result: EvaluationResult, alpha: float) -> float | None:
     if result.status is not Status.OK or result.val_error >= alpha:
         return None
     return -(result.num_params + result.num_state) * result.val_error
+
+
+def _as_result(e: Evaluation) -> EvaluationResult:
+    """A stored rung evaluation as the SDK's result (its checkpoints left out)."""
+    known = {f.name for f in fields(EvaluationResult)} - {"status", "checkpoints"}
+    return EvaluationResult(status=Status[e.status], **{k: v for k, v in e.result.items() if k in known})
 
 
 def _chosen(row: Round) -> tuple[int, ...]:
@@ -187,6 +196,8 @@ class Search:
         # overlapping its evaluations; what a wave finds is read from the store, so resume continues it
         while broken := self._to_repair(t):
             await asyncio.gather(*(self._repair(t, c, problem, what) for c, problem, what in broken))
+        if self.config.multi_fidelity:
+            await self._climb(t)
 
     # -- repair before discard ------------------------------------------------------------------
     def _to_repair(self, t: int) -> list[tuple[Candidate, str, str]]:
@@ -306,8 +317,21 @@ class Search:
         return None
 
     async def _evaluate(self, c: Candidate) -> None:
-        request = EvaluationRequest(self.config.task, self.config.framework, c.code, max_steps=self.config.max_steps,
-                                    seed=self.config.seed, request_id=c.request_id or "")
+        """Evaluate a new candidate: once (the paper's loop), or at its first rung (multi-fidelity; a
+        seed goes straight to the last rung, with every repeat)."""
+        if not self.config.multi_fidelity:
+            result = await self._request(c.code, self.config.max_steps, self.config.seed, c.request_id or "", c)
+            self._record(c, result, fitness(result, self.config.alpha))
+            return
+        rung = self._last_rung if c.kind == "seed" else 0
+        await self._evaluate_at(c, rung)
+        done = self.store.evaluations([c.id])
+        if c.kind == "seed" or rung == self._last_rung or not all(e.ok for e in done):
+            self._finalize(c, done)  # nothing to climb: its verdict is final now
+
+    async def _request(self, code: str, steps: int, seed: int, request_id: str, c: Candidate) -> EvaluationResult:
+        request = EvaluationRequest(self.config.task, self.config.framework, code, max_steps=steps, seed=seed,
+                                    request_id=request_id)
         async with self._eval_slots:
             self.store.mark_submitted(c.id)
             try:
@@ -318,13 +342,78 @@ class Search:
                 self.store.event("evaluator", f"candidate {c.id}: {exc}", round=c.round)
                 result = EvaluationResult(request_id=request.request_id, status=Status.INTERNAL_ERROR,
                                           message=str(exc))
-        score = fitness(result, self.config.alpha)
-        self.store.record_result(c.id, result, score)
         self.counters.evaluations += 1
+        return result
+
+    def _record(self, c: Candidate, result: EvaluationResult, score: float | None) -> None:
+        """The candidate's verdict, written once."""
+        self.store.record_result(c.id, result, score)
         if score is not None and c.kind == "child":
             best = self.counters.best_fitness
             self.counters.best_fitness = score if best is None else max(best, score)
         self._progress()
+
+    # -- multi-fidelity: rungs and repeats ------------------------------------------------------
+    @property
+    def _last_rung(self) -> int:
+        return len(self.config.rung_steps) - 1
+
+    async def _evaluate_at(self, c: Candidate, rung: int) -> None:
+        """Train `c` at `rung` (every repeat at the last rung), skipping what the run already stored."""
+        stored = {(e.rung, e.repeat) for e in self.store.evaluations([c.id])}
+        steps = self.config.rung_steps[rung]
+        repeats = self.config.repeats if rung == self._last_rung else 1
+
+        async def one(repeat: int) -> None:
+            request_id = f"{c.request_id or f'{self.config.run_id}-{c.id}'}-rung{rung}-seed{repeat}"
+            result = await self._request(c.code, steps, self.config.seed + repeat, request_id, c)
+            self.store.record_evaluation(c.id, rung, repeat, steps, result)
+            self._progress()
+
+        await asyncio.gather(*(one(r) for r in range(repeats) if (rung, r) not in stored))
+
+    async def _climb(self, t: int) -> None:
+        """Successive halving over round t's children: the top 1/eta of each rung's children (by the
+        selection) train at the next; then every child still open gets its verdict. Promotions are
+        recomputed from the stored evaluations, so a resumed run continues mid-rung."""
+        children = [c for c in self.store.candidates(round=t, kind="child")
+                    if c.state in (CandidateState.GENERATED, CandidateState.EVALUATED)]
+        by_id = {c.id: c for c in children}
+        entered = [c.id for c in children if any(e.rung == 0 for e in self.store.evaluations([c.id]))]
+        for rung in range(1, self._last_rung + 1):
+            previous = {e.candidate_id: e for e in self.store.evaluations(entered) if e.rung == rung - 1
+                        and e.repeat == 0 and e.ok}
+            points = [Point(cid, e.size or 0, 1.0 - (e.val_accuracy or 0.0),
+                            -(e.size or 0) * (1.0 - (e.val_accuracy or 0.0))) for cid, e in previous.items()]
+            chosen = promoted(rank(points, self.config.selection), len(entered), self.config.eta)
+            await asyncio.gather(*(self._evaluate_at(by_id[cid], rung) for cid in chosen))
+            entered = chosen
+        evaluations = self.store.evaluations(list(by_id))
+        for c in self.store.candidates(round=t, kind="child", state=CandidateState.GENERATED):
+            mine = [e for e in evaluations if e.candidate_id == c.id]
+            if mine:
+                self._finalize(c, mine)
+
+    def _finalize(self, c: Candidate, evaluations: list[Evaluation]) -> None:
+        """The candidate's verdict from its highest rung: the mean over its repeats there (a failed
+        repeat decides); a fitness only at the last rung."""
+        rung = max(e.rung for e in evaluations)
+        top = [e for e in evaluations if e.rung == rung]
+        results = [_as_result(e) for e in top]
+        failed = next((r for r in results if not r.ok), None)
+        if failed is not None:
+            self.store.set_rung(c.id, rung, None)
+            self._record(c, failed, None)
+            return
+        mean_val, half = mean_interval([r.val_accuracy for r in results])
+        mean_test = statistics.fmean(r.test_accuracy for r in results)
+        verdict = replace(results[0], val_accuracy=mean_val, test_accuracy=mean_test)
+        score = None
+        if rung == self._last_rung and 1.0 - mean_val < self.config.alpha:
+            ranked_on = mean_val - half if self.config.select_on == "lcb" else mean_val
+            score = -(verdict.num_params + verdict.num_state) * (1.0 - ranked_on)
+        self.store.set_rung(c.id, rung, half if len(results) > 1 else None)
+        self._record(c, verdict, score)
 
     # -- selection and tuning -------------------------------------------------------------------
     def _select_parents(self, t: int, parents_in: tuple[int, ...]) -> tuple[int, ...]:
@@ -334,6 +423,12 @@ class Search:
         if self.config.mode == "random-parents":
             rng = random.Random(f"{self.config.seed}:{t}:parents")
             chosen = rng.sample(pool, min(self.config.parents, len(pool)))
+        elif self.config.selection == "pareto":
+            by_id = {c.id: c for c in pool}
+            points = [Point(c.id, int(c.num_params or 0), 1.0 - float(c.val_accuracy or 0.0), float(c.fitness or 0.0))
+                      for c in pool]
+            order = rank(points, "pareto")
+            chosen = [by_id[cid] for cid in order[: self.config.parents]]
         else:
             chosen = sorted(pool, key=lambda c: (-(c.fitness or 0.0), c.id))[: self.config.parents]
         if not chosen:

@@ -17,8 +17,8 @@ import html
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from evoprompt.search.store import (
     REPORT_DIR,
     Candidate,
     CandidateState,
+    Evaluation,
     Event,
     LMCall,
     Round,
@@ -50,6 +51,7 @@ class RunData:
     events: list[Event]
     config: dict[str, Any]
     lm_calls: list[LMCall]
+    evaluations: list[Evaluation] = field(default_factory=list)
 
     @property
     def seeds(self) -> list[Candidate]:
@@ -80,7 +82,8 @@ def load_run(run_dir: Path) -> RunData:
     """Read the whole run once; raises FileNotFoundError when there is no run database."""
     with RunStore.open_readonly(Path(run_dir) / DB_NAME) as store:
         snap = store.snapshot()
-    return RunData(snap.candidates, snap.rounds, snap.events, _read_config(Path(run_dir)), snap.lm_calls)
+    return RunData(snap.candidates, snap.rounds, snap.events, _read_config(Path(run_dir)), snap.lm_calls,
+                   snap.evaluations)
 
 
 # -- numbers ------------------------------------------------------------------------------------------
@@ -125,10 +128,17 @@ def ancestors(cid: int, by_id: dict[int, Candidate]) -> list[int]:
     return order
 
 
-def candidate_info(c: Candidate) -> dict[str, Any]:
-    return {"id": c.id, "round": c.round, "kind": c.kind, "name": c.name, "state": c.state, "status": c.status,
+def candidate_info(c: Candidate, evaluations: Sequence[Evaluation] = ()) -> dict[str, Any]:
+    """A candidate's row; in a multi-fidelity run also the rung it reached, the half-width of the 95%
+    interval of its validation accuracy there, and each of its rung evaluations."""
+    info = {"id": c.id, "round": c.round, "kind": c.kind, "name": c.name, "state": c.state, "status": c.status,
             "num_params": c.num_params, "val_accuracy": c.val_accuracy, "test_accuracy": c.test_accuracy,
             "fitness": c.fitness, "parents": list(c.parents)}
+    if c.rung is not None:
+        info |= {"rung": c.rung, "val_ci95": c.val_ci,
+                 "rungs": [{"rung": e.rung, "repeat": e.repeat, "steps": e.steps, "status": e.status,
+                            "val_accuracy": e.val_accuracy} for e in evaluations if e.candidate_id == c.id]}
+    return info
 
 
 def _round_numbers(data: RunData) -> list[int]:
@@ -197,7 +207,7 @@ def summarize_data(data: RunData) -> dict[str, Any]:
     best_seed = _best(data.seeds)
     best_info = None
     if best is not None:
-        best_info = {**candidate_info(best), "ancestors": ancestors(best.id, by_id)}
+        best_info = {**candidate_info(best, data.evaluations), "ancestors": ancestors(best.id, by_id)}
     return {
         "rounds": sum(r.state in FINISHED_ROUND_STATES for r in data.rounds),
         "rounds_started": len(data.rounds),
@@ -221,7 +231,9 @@ def summarize_data(data: RunData) -> dict[str, Any]:
         "repairs": _repairs(children),
         "lm": _lm_costs(data.lm_calls, children),
         # steps the evaluator trained for this run (cached answers cost none): what a budget is measured in
-        "training_steps": sum(c.trained_steps for c in (*data.seeds, *children)),
+        "training_steps": (sum(c.trained_steps for c in (*data.seeds, *children) if c.rung is None)
+                           + sum(e.trained_steps for e in data.evaluations)),
+        "rungs": _rung_counts(data),
         "front": _front(children),
         "hypervolume_reference": {"log10_num_params": REFERENCE[0], "val_error": REFERENCE[1]},
         "config": data.config,
@@ -229,8 +241,23 @@ def summarize_data(data: RunData) -> dict[str, Any]:
 
 
 def _on_the_plane(c: Candidate) -> bool:
-    """A child with a size and a validation error: a point of the (size, error) plane."""
-    return _is_ok(c) and c.num_params is not None and c.num_params > 0 and c.val_accuracy is not None
+    """A child with a size and a validation error: a point of the (size, error) plane. In a
+    multi-fidelity run only a finalist (a fitness, so the last rung) is: lower rungs are cheaper guesses."""
+    return (_is_ok(c) and c.num_params is not None and c.num_params > 0 and c.val_accuracy is not None
+            and (c.rung is None or c.fitness is not None))
+
+
+def _rung_counts(data: RunData) -> list[dict[str, Any]]:
+    """Per rung of a multi-fidelity run: its steps, and how many children trained there (and OK)."""
+    seeds = {c.id for c in data.seeds}
+    rows: dict[int, dict[str, Any]] = {}
+    for e in data.evaluations:
+        if e.candidate_id in seeds or e.repeat != 0:
+            continue
+        row = rows.setdefault(e.rung, {"rung": e.rung, "steps": e.steps, "children": 0, "ok": 0})
+        row["children"] += 1
+        row["ok"] += e.ok
+    return [rows[r] for r in sorted(rows)]
 
 
 def _front(children: list[Candidate]) -> list[dict[str, Any]]:

@@ -120,6 +120,19 @@ CREATE TABLE IF NOT EXISTS rounds (
     started REAL NOT NULL,
     finished REAL
 );
+CREATE TABLE IF NOT EXISTS evaluations (  -- multi-fidelity runs: one row per rung and repeat of a candidate
+    candidate_id INTEGER NOT NULL,
+    rung INTEGER NOT NULL,              -- index into the config's rungs
+    repeat INTEGER NOT NULL,            -- the training seed is the search's seed + repeat
+    steps INTEGER NOT NULL,
+    request_id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    val_accuracy REAL,
+    size INTEGER,                       -- num_params + num_state
+    result TEXT NOT NULL,               -- EvaluateResponse as JSON
+    created REAL NOT NULL,
+    PRIMARY KEY (candidate_id, rung, repeat)
+);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     time REAL NOT NULL,
@@ -135,7 +148,8 @@ _INSERT_CANDIDATE = (
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 #: Columns later versions added, per table, for run databases written before them.
-_ADDED_COLUMNS = {"structure": "TEXT", "duplicate_of": "INTEGER", "repair_of": "INTEGER"}
+_ADDED_COLUMNS = {"structure": "TEXT", "duplicate_of": "INTEGER", "repair_of": "INTEGER", "rung": "INTEGER",
+                  "val_ci": "REAL"}
 _ADDED = {"candidates": _ADDED_COLUMNS, "rounds": {"tune_seconds": "REAL"}}
 
 
@@ -174,6 +188,34 @@ class Candidate:
     evaluator_seconds: float = 0.0
     #: the steps the evaluator trained for this candidate (0 for a cached answer or none yet)
     trained_steps: int = 0
+    #: multi-fidelity runs: the highest rung it was evaluated at, and the half-width of the 95%
+    #: interval of its validation accuracy over the repeats there (None in the paper's loop)
+    rung: int | None = None
+    val_ci: float | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One training run of a candidate in a multi-fidelity run: its rung, repeat and outcome."""
+
+    candidate_id: int
+    rung: int
+    repeat: int
+    steps: int
+    request_id: str
+    status: str
+    val_accuracy: float | None
+    size: int | None
+    result: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "OK"
+
+    @property
+    def trained_steps(self) -> int:
+        """Steps the evaluator trained for it (none when its answer came from the evaluator's cache)."""
+        return 0 if self.result.get("cached") else self.steps
 
 
 def _evaluation_cost(raw: str | None) -> tuple[float, int]:
@@ -311,6 +353,7 @@ class Snapshot:
     rounds: list[Round]
     events: list[Event]
     lm_calls: list[LMCall]
+    evaluations: list[Evaluation]
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
@@ -393,7 +436,8 @@ class RunStore:
                 return Snapshot(self.candidates() if "candidates" in tables else [],
                                 self.rounds() if "rounds" in tables else [],
                                 self.events() if "events" in tables else [],
-                                self.lm_calls() if "lm_calls" in tables else [])
+                                self.lm_calls() if "lm_calls" in tables else [],
+                                self.evaluations() if "evaluations" in tables else [])
             finally:
                 self._db.execute("ROLLBACK")
 
@@ -426,6 +470,28 @@ class RunStore:
         )
         if cur.rowcount != 1:
             raise RuntimeError(f"candidate {candidate_id} was already evaluated")
+
+    def record_evaluation(self, candidate_id: int, rung: int, repeat: int, steps: int,
+                          result: EvaluationResult) -> None:
+        """Write one rung's (and repeat's) result of a candidate; written once, kept for the report."""
+        self._write("INSERT OR IGNORE INTO evaluations (candidate_id, rung, repeat, steps, request_id, status,"
+                    " val_accuracy, size, result, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (candidate_id, rung, repeat, steps, result.request_id, result.status.name, result.val_accuracy,
+                     result.num_params + result.num_state, json.dumps(result.to_dict()), time.time()))
+
+    def evaluations(self, candidate_ids: list[int] | tuple[int, ...] | None = None) -> list[Evaluation]:
+        """Stored rung evaluations (of these candidates, or all), by candidate, rung and repeat."""
+        where, args = "1", ()
+        if candidate_ids is not None:
+            if not candidate_ids:
+                return []
+            where, args = f"candidate_id IN ({','.join('?' * len(candidate_ids))})", tuple(candidate_ids)
+        rows = self._read(f"SELECT candidate_id, rung, repeat, steps, request_id, status, val_accuracy, size, result"
+                          f" FROM evaluations WHERE {where} ORDER BY candidate_id, rung, repeat", args)
+        return [Evaluation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8])) for r in rows]
+
+    def set_rung(self, candidate_id: int, rung: int, val_ci: float | None) -> None:
+        self._write("UPDATE candidates SET rung=?, val_ci=? WHERE id=?", (rung, val_ci, candidate_id))
 
     def candidates(self, *, kind: str | None = None, round: int | None = None, up_to_round: int | None = None,
                    state: str | None = None, status: str | None = None, scored: bool = False) -> list[Candidate]:

@@ -397,8 +397,9 @@ def test_resume_mid_rung_sends_only_what_was_not_stored(tmp_path, endpoint, monk
     lost = [e for e in store.evaluations() if e.rung == 2 and e.candidate_id in kids]
     # what a kill during the last rung leaves: its evaluations unwritten, the round not finished
     with store._lock:
-        store._db.execute("DELETE FROM evaluations WHERE rung=2 AND candidate_id IN (%s)"
-                          % ",".join(str(e.candidate_id) for e in lost))
+        marks = ",".join("?" * len(lost))
+        store._db.execute(f"DELETE FROM evaluations WHERE rung=2 AND candidate_id IN ({marks})",
+                          tuple(e.candidate_id for e in lost))
         store._db.execute("UPDATE candidates SET state='generated', status=NULL, fitness=NULL, rung=NULL, result=NULL"
                           " WHERE kind='child' AND state='evaluated' AND status='OK'")
         store._db.execute("UPDATE rounds SET state='started', parents_out=NULL")

@@ -4,6 +4,7 @@ bookkeeping, filtering, selection, ablation modes, failures and resume."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -442,3 +443,33 @@ def test_the_report_shows_rungs_intervals_and_the_front(tmp_path, endpoint):
     assert s["front"] and {f["id"] for f in s["front"]} <= finalists
     # 8 children at 2 steps, 4 finalists x 2 repeats at 4 steps, 4 seeds x 2 repeats at 4 steps, none cached
     assert s["training_steps"] == 8 * 2 + 4 * 2 * 4 + 4 * 2 * 4
+
+
+GOLDEN = Path(__file__).parent / "data" / "paper_loop_golden.json"
+
+
+def record_paper_loop(run_dir: Path, endpoint: str) -> dict:
+    """Candidates (code, status, fitness, parents) and each round's parents of a fixed search."""
+    import hashlib
+
+    config = SearchConfig(task="mnist1d", framework="torch", lm="scripted", rounds=2, prompts=3, samples=4, parents=3,
+                          shots=2, alpha=1.0, max_steps=5, seed=5, run_id="golden")
+    run_search(config, run_dir, evaluator=endpoint, lm=ScriptedLM(junk_every=5, repeat_every=7), progress=False)
+    with RunStore(run_dir / "run.sqlite3") as store:
+        cands = [{"id": c.id, "round": c.round, "kind": c.kind, "sha": hashlib.sha256(c.code.encode()).hexdigest()[:16],
+                  "state": str(c.state), "status": c.status, "fitness": c.fitness, "parents": list(c.parents)}
+                 for c in store.candidates()]
+        rounds = [{"round": r.round, "in": list(r.parents_in), "out": list(r.parents_out or ())} for r in store.rounds()]
+    return {"candidates": cands, "rounds": rounds}
+
+
+def test_the_papers_loop_is_unchanged(tmp_path):
+    """Without the new flags the search gives the same candidates, scores and parents as the loop did
+    before rungs, repeats and Pareto selection (the golden file was recorded with that code)."""
+    settings = load_settings(overrides={"port": 0, "backend": "process", "slots": 2, "queue_capacity": 256,
+                                        "home": tmp_path / "evaluator"})
+    server = EvaluatorServer(settings, executor=FakeExecutor()).start()  # a fresh one: no cached answers
+    try:
+        assert record_paper_loop(tmp_path / "run", server.endpoint) == json.loads(GOLDEN.read_text())
+    finally:
+        server.stop()

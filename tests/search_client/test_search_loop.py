@@ -456,19 +456,21 @@ def record_paper_loop(run_dir: Path, endpoint: str) -> dict:
                           shots=2, alpha=1.0, max_steps=5, seed=5, run_id="golden")
     run_search(config, run_dir, evaluator=endpoint, lm=ScriptedLM(junk_every=5, repeat_every=7), progress=False)
     with RunStore(run_dir / "run.sqlite3") as store:
-        cands = [{"id": c.id, "round": c.round, "kind": c.kind, "sha": hashlib.sha256(c.code.encode()).hexdigest()[:16],
-                  "state": str(c.state), "status": c.status, "fitness": c.fitness, "parents": list(c.parents)}
-                 for c in store.candidates()]
-        rounds = [{"round": r.round, "in": list(r.parents_in), "out": list(r.parents_out or ())} for r in store.rounds()]
+        cands = [{"id": c.id, "round": c.round, "kind": c.kind, "state": str(c.state), "status": c.status,
+                  "sha": hashlib.sha256(c.code.encode()).hexdigest()[:16], "fitness": c.fitness,
+                  "parents": list(c.parents)} for c in store.candidates()]
+        rounds = [{"round": r.round, "in": list(r.parents_in), "out": list(r.parents_out or ())}
+                  for r in store.rounds()]
     return {"candidates": cands, "rounds": rounds}
 
 
 def test_the_papers_loop_is_unchanged(tmp_path):
     """Without the new flags the search gives the same candidates, scores and parents as the loop did
     before rungs, repeats and Pareto selection (the golden file was recorded with that code)."""
+    # a fresh server (no cached answers) on the published data (a secret draw would change the scores)
     settings = load_settings(overrides={"port": 0, "backend": "process", "slots": 2, "queue_capacity": 256,
-                                        "home": tmp_path / "evaluator"})
-    server = EvaluatorServer(settings, executor=FakeExecutor()).start()  # a fresh one: no cached answers
+                                        "public_data": True, "home": tmp_path / "evaluator"})
+    server = EvaluatorServer(settings, executor=FakeExecutor()).start()
     try:
         assert record_paper_loop(tmp_path / "run", server.endpoint) == json.loads(GOLDEN.read_text())
     finally:

@@ -23,10 +23,20 @@ from evoprompt.evaluator.protocol import (
     WEIGHTS,
 )
 from evoprompt.evaluator.sandbox.base import GpuShare, SandboxJob, SandboxRun
+from evoprompt.sdk.ast_retry import retry_ast
 from evoprompt.sdk.types import NodeInfo
 
 #: A candidate holding this text "crashes before training" in the fake (a repairable child).
 FAKE_SHAPE_ERROR = "FAKE_SHAPE_ERROR"
+
+
+def _arrays(path) -> dict[str, np.ndarray]:
+    """Every array of an .npz (numpy parses their headers with ast: see evoprompt.sdk.ast_retry)."""
+    def read() -> dict[str, np.ndarray]:
+        with np.load(path) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    return retry_ast(read)
 
 
 class FakeExecutor(Executor):
@@ -77,7 +87,7 @@ class FakeExecutor(Executor):
         if FAKE_SHAPE_ERROR in code:
             return SandboxRun(exit_code=1, wall_seconds=0.01, stderr_tail=(
                 "RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x40 and 480x10)\n"))
-        data = np.load((job.data_dir or job.input_dir) / spec["data"])
+        data = _arrays((job.data_dir or job.input_dir) / spec["data"])
         steps = spec["checkpoints"]
         out = job.output_dir
         out.mkdir(parents=True, exist_ok=True)
@@ -97,11 +107,11 @@ class FakeExecutor(Executor):
 
     def _verify(self, job: SandboxJob, spec: dict) -> SandboxRun:
         """The verifier's part: logits whose top class is 0, and the exported parameters counted."""
-        data = np.load((job.data_dir or job.input_dir) / spec["data"])
-        tensors = np.load(job.input_dir / TENSORS)
+        data = _arrays((job.data_dir or job.input_dir) / spec["data"])
+        tensors = _arrays(job.input_dir / TENSORS)
         logits = {split: np.eye(10, dtype=np.float32)[np.zeros(len(data[f"x_{split}"]), np.int64)]
                   for split in ("val", "test", "check")}
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(job.output_dir / VERIFIED, num_params=np.int64(sum(tensors[k].size for k in tensors.files)),
+        np.savez(job.output_dir / VERIFIED, num_params=np.int64(sum(t.size for t in tensors.values())),
                  num_state=np.int64(0), **logits)
         return SandboxRun(exit_code=0, wall_seconds=0.01)

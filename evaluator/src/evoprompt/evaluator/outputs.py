@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from evoprompt.sdk.ast_retry import retry_ast
+
 from .protocol import PREDICTIONS, PROGRAM_JAX, PROGRAM_TORCH, RESULT, TENSORS, TEST_PREDICTIONS, WEIGHTS
 
 MAX_RESULT_JSON_BYTES = 64 * 1024
@@ -91,17 +93,22 @@ def _check_npz(data: bytes, name: str, limit: int) -> None:
 
 def load_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
     """Load an .npz without pickles, refusing archives that would inflate past `limit` bytes."""
-    import io
 
     data = _open_regular(path, limit)
     try:
         _check_npz(data, path.name, limit)
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        return retry_ast(_read_npz, data)
     except BadOutput:
         raise
     except Exception as exc:  # zipfile/numpy raise many types for a malformed file
         raise BadOutput(f"{path.name} is not a valid .npz file: {exc}") from None
+
+
+def _read_npz(data: bytes) -> dict[str, np.ndarray]:
+    import io
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
 
 
 def _check_arrays(file: str, arrays: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]],

@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from evoprompt.sdk import AsyncEvaluatorClient, EvaluationRequest, EvaluationResult, EvaluatorError, Status
+from evoprompt.sdk.ast_retry import retry_ast
 from evoprompt.sdk.errors import InvalidRequestError, UserError
 from evoprompt.sdk.limits import MAX_CODE_BYTES
 from evoprompt.search.seeds import list_seeds
@@ -307,7 +308,7 @@ class Search:
     def _syntax_problem(self, code: str) -> str | None:
         """Programs that cannot be candidates are not sent to the evaluator (they count as samples)."""
         try:
-            ast.parse(code)
+            retry_ast(ast.parse, code)
         except SyntaxError as exc:
             return f"syntax error: {exc.msg} (line {exc.lineno})"
         if len(code.encode()) > MAX_CODE_BYTES:

@@ -27,6 +27,8 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from evoprompt.sdk.ast_retry import retry_ast
+
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 SCOPES = (*FUNCTIONS, ast.ClassDef, *COMPREHENSIONS)
@@ -52,7 +54,7 @@ KEPT_ATTRIBUTES = frozenset({"training", "name", "parent", "forward", "setup", "
 def structural_hash(code: str) -> str | None:
     """Hex sha256 of the canonical tree of `code`; None when it does not parse (or nests too deeply)."""
     try:
-        tree = ast.parse(code)
+        tree = retry_ast(ast.parse, code)
         Canonicaliser(TreeIndex(tree)).canonicalise(tree)
         dump = ast.dump(tree, annotate_fields=False, include_attributes=False)
     except (SyntaxError, ValueError, RecursionError):

@@ -28,6 +28,8 @@ import keyword
 import re
 from dataclasses import dataclass, field, replace
 
+from evoprompt.sdk.ast_retry import retry_ast
+
 METRICS_PREFIX = '"""Metrics: '
 PROMPT_STYLES = ("completion", "chat")  # prompt.text for completion models; chat_messages(prompt) for instruct models
 SIZE_FACTOR = 0.9
@@ -213,7 +215,7 @@ def _metrics_text(num_params: int, val_accuracy: float) -> str:
 
 def _tree(code: str) -> ast.Module | None:
     try:
-        return ast.parse(code)
+        return retry_ast(ast.parse, code)
     except (SyntaxError, ValueError, RecursionError):  # ValueError: a null byte
         return None
 

@@ -183,7 +183,7 @@ class NodeAgent:
             if problem:
                 return Finished(SandboxRun(infra_error=f"on node {self.name}: {problem}", worker=self.name), None)
             sj = SandboxJob(job.job_id, job.framework, job_dir, job.timeout, job.limits, gpu,
-                            data_dir=self.data_dir, exchange=relay)
+                            data_dir=self.data_dir, data_name=job.data_name, exchange=relay)
             self._write_inputs(job, sj, gpu)
             run = self.executor.run(sj, relay.cancel)
             run.worker = self.name

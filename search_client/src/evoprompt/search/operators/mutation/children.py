@@ -9,6 +9,8 @@ import asyncio
 import copy
 import random
 
+from evoprompt.sdk.ast_retry import retry_ast
+
 from ...lm.base import LanguageModel, LMConfigError, LMError, Usage
 from ...prompt import Prompt
 from .crossover import _cross_args, _cross_splice
@@ -64,7 +66,7 @@ def _finish(w: _Work, parent: _Program) -> str | None:
         return None
     try:
         code = ast.unparse(ast.fix_missing_locations(w.tree))
-        compile(code, "<mutation>", "exec")
+        retry_ast(compile, code, "<mutation>", "exec")
     except (SyntaxError, ValueError, TypeError, RecursionError):
         return None
     return code
@@ -115,7 +117,7 @@ def _parse(examples: list[str], task: str) -> list[_Program]:
     out = []
     for index, code in enumerate(examples, 1):
         try:
-            tree = ast.parse(code)
+            tree = retry_ast(ast.parse, code)
         except (SyntaxError, ValueError, RecursionError):
             continue
         target = _target(tree, task)

@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from evoprompt.sdk.ast_retry import retry_ast
+
 from .program import (
     _ARGS,
     _ctor,
@@ -421,7 +423,7 @@ def _activation_call(w: _Work) -> ast.expr | None:
         for local, full in sorted(w.aliases.items()):
             if full == module:
                 attr = "functional.relu" if module == "torch.nn" else "relu"
-                return ast.parse(f"{local}.{attr}", mode="eval").body
+                return retry_ast(ast.parse, f"{local}.{attr}", mode="eval").body
     return None
 
 

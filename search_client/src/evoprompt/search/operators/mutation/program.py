@@ -13,6 +13,8 @@ import copy
 import random
 from dataclasses import dataclass, field
 
+from evoprompt.sdk.ast_retry import retry_ast
+
 #: Per task: the shape of one input example, and the number of classes the model must output.
 TASK_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {"mnist1d": ((40,), 10)}
 
@@ -135,7 +137,7 @@ def _literal_consts(body: list[ast.stmt]) -> dict[str, ast.expr]:
     for stmt in body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             try:
-                ast.literal_eval(stmt.value)
+                retry_ast(ast.literal_eval, stmt.value)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 continue
             out[stmt.targets[0].id] = stmt.value

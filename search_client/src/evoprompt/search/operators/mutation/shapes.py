@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from evoprompt.sdk.ast_retry import retry_ast
+
 from .program import (
     _ARGS,
     TASK_SHAPES,
@@ -112,19 +114,19 @@ class _Tracer:
         self.aliases = aliases
         self.repair = repair
         self.torch = any(v.startswith("torch") for v in aliases.values())
-        self.consts = {k: ast.literal_eval(v) for k, v in _literal_consts(tree.body).items()}
+        self.consts = {k: retry_ast(ast.literal_eval, v) for k, v in _literal_consts(tree.body).items()}
         self.self_consts: dict[str, Any] = {}
         self.attrs: dict[str, ast.Call] = {}
         self.widths: dict[int, int] = {}
         self.env: dict[str, Any] = {}
         if cls is not None:
-            self.self_consts.update({k: ast.literal_eval(v) for k, v in _literal_consts(cls.body).items()})
+            self.self_consts.update({k: retry_ast(ast.literal_eval, v) for k, v in _literal_consts(cls.body).items()})
             for name, stmt in _self_assigns(_init_of(cls)).items():
                 if isinstance(stmt.value, ast.Call):
                     self.attrs[name] = stmt.value
                 else:
                     try:
-                        self.self_consts[name] = ast.literal_eval(stmt.value)
+                        self.self_consts[name] = retry_ast(ast.literal_eval, stmt.value)
                     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                         pass
 

@@ -183,3 +183,67 @@ def test_demo_runs_offline_with_the_mutation_fallback(tmp_path):
     assert "report:" in proc.stdout
     assert (tmp_path / "demo" / "report" / "pareto.png").exists()
     assert (tmp_path / "demo" / "report" / "fitness.png").exists()
+
+
+def test_rungs_repeats_and_pareto_resume_after_sigkill_mid_rung(tmp_path):
+    """A 2-round search with rungs, repeats and Pareto selection against a real server (process
+    sandboxes), killed with SIGKILL while a round's last rung is being evaluated, resumes without
+    sending a stored rung evaluation again (the server's request log shows it), and reports the rungs,
+    the intervals and the front."""
+    import sqlite3
+
+    from tests.support.servers import start_server, wait_until
+
+    server = start_server(tmp_path / "home", "process", slots=2)
+    requests: list[str] = []  # the server's request log: every request id it was asked to evaluate
+    submit_many = server._scheduler.submit_many  # noqa: SLF001
+
+    def logged(reqs):
+        requests.extend(r.request_id for r in reqs)
+        return submit_many(reqs)
+
+    server._scheduler.submit_many = logged  # noqa: SLF001 - the test listens where requests enter
+    run_dir = tmp_path / "run"
+    args = ["search", "--task", "mnist1d", "--framework", "torch", "--lm", "mutation", "--run-dir", str(run_dir),
+            "--rounds", "2", "--prompts", "2", "--samples", "4", "--parents", "2", "--rungs", "20,40", "--eta", "2",
+            "--repeats", "2", "--selection", "pareto", "--seed", "4", "--evaluator", server.endpoint,
+            "--alpha", "1.0",  # at 40 steps every error is above the paper's 0.5: keep the finalists
+            "--no-progress"]
+    try:
+        proc = subprocess.Popen(EVOPROMPT + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+        def last_rung_started() -> bool:  # a child of round 1 has an evaluation at the last rung
+            if proc.poll() is not None:
+                raise AssertionError(f"the search ended before it could be killed: {proc.stderr.read()[-2000:]}")
+            try:
+                with sqlite3.connect(f"file:{run_dir / 'run.sqlite3'}?mode=ro", uri=True) as db:
+                    return bool(db.execute("SELECT COUNT(*) FROM evaluations e JOIN candidates c ON c.id ="
+                                           " e.candidate_id WHERE c.kind='child' AND e.rung=1").fetchone()[0])
+            except sqlite3.OperationalError:  # not created yet
+                return False
+
+        wait_until(last_rung_started, 600)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        with RunStore(run_dir / "run.sqlite3") as store:
+            stored = {e.request_id for e in store.evaluations()}
+            assert store.rounds()[0].state == "started"  # killed mid-round
+        sent_before = len(requests)
+        resumed = run_cli(["search", "--run-dir", str(run_dir), "--resume", "--evaluator", server.endpoint,
+                           "--no-progress"])
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert not stored & set(requests[sent_before:]), "a stored rung evaluation was sent again"
+    finally:
+        server.stop()
+    report = run_cli(["report", str(run_dir), "--json"])
+    assert report.returncode == 0, report.stderr
+    summary = json.loads(report.stdout)
+    assert summary["rounds"] == 2
+    assert [(r["rung"], r["steps"]) for r in summary["rungs"]] == [(0, 20), (1, 40)]
+    assert summary["rungs"][1]["children"] <= summary["rungs"][0]["children"] // 2 + 1
+    best = summary["best"]
+    assert best["rung"] == 1 and best["val_ci95"] is not None
+    assert sorted(r["repeat"] for r in best["rungs"] if r["rung"] == 1) == [0, 1]
+    assert summary["front"] and all(r["hypervolume"] is not None for r in summary["per_round"])
+    assert summary["training_steps"] > 0

@@ -205,7 +205,7 @@ def test_rungs_repeats_and_pareto_resume_after_sigkill_mid_rung(tmp_path):
     server._scheduler.submit_many = logged  # noqa: SLF001 - the test listens where requests enter
     run_dir = tmp_path / "run"
     args = ["search", "--task", "mnist1d", "--framework", "torch", "--lm", "mutation", "--run-dir", str(run_dir),
-            "--rounds", "2", "--prompts", "2", "--samples", "4", "--parents", "2", "--rungs", "20,40", "--eta", "2",
+            "--rounds", "2", "--prompts", "1", "--samples", "4", "--parents", "2", "--rungs", "20,40", "--eta", "2",
             "--repeats", "2", "--selection", "pareto", "--seed", "4", "--evaluator", server.endpoint,
             "--alpha", "1.0",  # at 40 steps every error is above the paper's 0.5: keep the finalists
             "--no-progress"]

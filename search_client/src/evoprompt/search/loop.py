@@ -21,6 +21,7 @@ import ast
 import asyncio
 import hashlib
 import logging
+import math
 import random
 import statistics
 import time
@@ -65,6 +66,13 @@ def fitness(result: EvaluationResult, alpha: float) -> float | None:
     if result.status is not Status.OK or result.val_error >= alpha:
         return None
     return -(result.num_params + result.num_state) * result.val_error
+
+
+def _point(e: Evaluation) -> Point:
+    """A rung evaluation as promotion ranks it: its size, validation error and fitness (no alpha filter)."""
+    result = _as_result(e)
+    return Point(e.candidate_id, result.num_params + result.num_state, result.val_error,
+                 fitness(result, math.inf) or 0.0)
 
 
 def _as_result(e: Evaluation) -> EvaluationResult:
@@ -325,8 +333,7 @@ class Search:
             self._record(c, result, fitness(result, self.config.alpha))
             return
         rung = self._last_rung if c.kind == "seed" else 0
-        await self._evaluate_at(c, rung)
-        done = self.store.evaluations([c.id])
+        done = await self._evaluate_at(c, rung)
         if c.kind == "seed" or rung == self._last_rung or not all(e.ok for e in done):
             self._finalize(c, done)  # nothing to climb: its verdict is final now
 
@@ -359,8 +366,9 @@ class Search:
     def _last_rung(self) -> int:
         return len(self.config.rung_steps) - 1
 
-    async def _evaluate_at(self, c: Candidate, rung: int) -> None:
-        """Train `c` at `rung` (every repeat at the last rung), skipping what the run already stored."""
+    async def _evaluate_at(self, c: Candidate, rung: int) -> list[Evaluation]:
+        """Train `c` at `rung` (every repeat at the last rung), skipping what the run already stored;
+        returns all of `c`'s evaluations."""
         stored = {(e.rung, e.repeat) for e in self.store.evaluations([c.id])}
         steps = self.config.rung_steps[rung]
         repeats = self.config.repeats if rung == self._last_rung else 1
@@ -372,6 +380,7 @@ class Search:
             self._progress()
 
         await asyncio.gather(*(one(r) for r in range(repeats) if (rung, r) not in stored))
+        return self.store.evaluations([c.id])
 
     async def _climb(self, t: int) -> None:
         """Successive halving over round t's children: the top 1/eta of each rung's children (by the
@@ -380,16 +389,15 @@ class Search:
         children = [c for c in self.store.candidates(round=t, kind="child")
                     if c.state in (CandidateState.GENERATED, CandidateState.EVALUATED)]
         by_id = {c.id: c for c in children}
-        entered = [c.id for c in children if any(e.rung == 0 for e in self.store.evaluations([c.id]))]
+        evaluations = self.store.evaluations(list(by_id))
+        entered = sorted({e.candidate_id for e in evaluations if e.rung == 0})
         for rung in range(1, self._last_rung + 1):
-            previous = {e.candidate_id: e for e in self.store.evaluations(entered) if e.rung == rung - 1
-                        and e.repeat == 0 and e.ok}
-            points = [Point(cid, e.size or 0, 1.0 - (e.val_accuracy or 0.0),
-                            -(e.size or 0) * (1.0 - (e.val_accuracy or 0.0))) for cid, e in previous.items()]
+            points = [_point(e) for e in evaluations
+                      if e.candidate_id in entered and e.rung == rung - 1 and e.repeat == 0 and e.ok]
             chosen = promoted(rank(points, self.config.selection), len(entered), self.config.eta)
             await asyncio.gather(*(self._evaluate_at(by_id[cid], rung) for cid in chosen))
             entered = chosen
-        evaluations = self.store.evaluations(list(by_id))
+            evaluations = self.store.evaluations(list(by_id))
         for c in self.store.candidates(round=t, kind="child", state=CandidateState.GENERATED):
             mine = [e for e in evaluations if e.candidate_id == c.id]
             if mine:
@@ -410,9 +418,9 @@ class Search:
         mean_test = statistics.fmean(r.test_accuracy for r in results)
         verdict = replace(results[0], val_accuracy=mean_val, test_accuracy=mean_test)
         score = None
-        if rung == self._last_rung and 1.0 - mean_val < self.config.alpha:
+        if rung == self._last_rung and fitness(verdict, self.config.alpha) is not None:  # the filter, on the mean
             ranked_on = mean_val - half if self.config.select_on == "lcb" else mean_val
-            score = -(verdict.num_params + verdict.num_state) * (1.0 - ranked_on)
+            score = fitness(replace(verdict, val_accuracy=ranked_on), math.inf)
         self.store.set_rung(c.id, rung, half if len(results) > 1 else None)
         self._record(c, verdict, score)
 

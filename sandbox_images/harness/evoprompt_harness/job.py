@@ -2,21 +2,21 @@
 server, write the outputs; or, for a verification job, check and run an exported model (verify.py).
 
 Layout of a training job (protocol.py has the order of the exchanges):
-  input/spec.json     framework, steps, learning rate, batch size, seed, checkpoint steps, threads,
-                      `export` (the server verifies this task), and `data`, the data file's name
+  input/spec.json     framework, steps, learning rate, batch size, seed, checkpoint steps, threads, and
+                      `data`, the data file's name
   input/candidate.py  the program
   input/<data>        linked in by the server once output/built exists, never before:
-                      mnist1d: x_train, y_train, x_val (and x_test when not exported; no labels of
-                      either); clrs/*: {val,test}/{inputs,hints}/<probe> and {val,test}/lengths (no
-                      outputs, hints past their first step zeroed); training data is sampled in the sandbox
+                      mnist1d: x_train, y_train, x_val (no validation labels, no test inputs);
+                      clrs/*: {val,test}/{inputs,hints}/<probe> and {val,test}/lengths (no outputs,
+                      hints past their first step zeroed); training data is sampled in the sandbox
   output/built                 the candidate is imported and its model built
   output/predictions.npz       steps[C], then mnist1d: val[C, n_val] predicted classes;
                                clrs/*: val/<output probe>[C, n_val, ...]
-  output/program.json, output/program.jaxexport, output/tensors.npz
-                               the chosen checkpoint's model, exported (export: true)
-  output/test_predictions.npz  step (the server's pick), then the test predictions at that step
-                               (export: false): mnist1d: test[n_test]; clrs/*: test/<output probe>[n_test, ...]
-  output/weights.npz      params/<name> (trainable) and state/<name> (other tensors) (export: false)
+  output/program.json (torch), output/program.jaxexport (flax), output/tensors.npz
+                               the chosen checkpoint's model, exported for the verifier
+  output/test_predictions.npz  haiku (CLRS, not verified): step (the server's pick), then
+                               test/<output probe>[n_test, ...] at that step
+  output/weights.npz      haiku: params/<name> (trainable) and state/<name> (other tensors)
   output/result.json      what the harness saw: ok, or the status and message of a failure
 Exit status: 0 trained, 3 the candidate failed (result.json says how), 2 the job itself is malformed.
 

@@ -9,8 +9,8 @@ A job is a few exchanges through two folders, `input/` (the server writes, the s
 2. The sandbox imports the candidate and builds its model, then writes `BUILT`. Only then does the
    server link the data file (spec.json's `data`) into `input/`: code that runs at import time sees no
    data, so it cannot train beyond the step budget before the harness starts counting.
-3. The sandbox trains, writes the validation predictions of every checkpoint and the weights, and
-   writes `VALIDATED`.
+3. The sandbox trains, writes the validation predictions of every checkpoint (and, for CLRS, the
+   weights), and writes `VALIDATED`.
 4. The server scores the validation predictions, picks the best checkpoint and writes `CHOICE`
    (`{"step": N}`, or `{"step": null}` when it could not read them). For a task the verifier covers,
    the sandbox then exports that checkpoint's model (`program.json` for torch, `program.jaxexport` for
@@ -34,7 +34,7 @@ EXIT_CANDIDATE_FAILED = 3  # the candidate failed; output/result.json says how
 READY = "ready"  # input/: the job is complete; written last, atomically
 BUILT = "built"  # output/: the candidate is imported and its model built; the server may hand over the data
 CHOICE = "choice.json"  # input/: the checkpoint step whose model is exported (or predicts the test inputs)
-VALIDATED = "validated"  # output/: validation predictions and weights are written; awaiting CHOICE
+VALIDATED = "validated"  # output/: validation predictions (CLRS: and weights) are written; awaiting CHOICE
 PREDICTIONS = "predictions.npz"  # output/: steps[C] and the validation predictions of each checkpoint
 TEST_PREDICTIONS = "test_predictions.npz"  # output/: step, and the test predictions at that step (unverified tasks)
 WEIGHTS = "weights.npz"

@@ -53,15 +53,20 @@ def decide(req: ValidRequest, job: SandboxJob, run: SandboxRun, sandbox_id: str,
     if choice.error is not None:
         return bad_output(result, choice.error)
     if run.exit_code == EXIT_CANDIDATE_FAILED:
-        record = read_result_record(job.output_dir) or {}
-        claimed = str(record.get("status", ""))
-        message = str(record.get("message", "")) or "the candidate failed (no details were written)"
+        claimed, message = claimed_failure(job, "the candidate failed (no details were written)")
         if claimed == "OOM":
             message = f"ran out of memory (limit {limits.memory_bytes / 1024**3:g} GiB): {message}"
         return fail(claimed_status(claimed), message[:4000])
     if run.exit_code != 0:
         return fail(Status.RUNTIME_ERROR, f"the sandbox process {_describe_exit(run.exit_code)}")
     return _score(req, job, result, choice)
+
+
+def claimed_failure(job: SandboxJob, default: str) -> tuple[str, str]:
+    """The status name and message a sandbox that exited EXIT_CANDIDATE_FAILED wrote in its result
+    record (untrusted: claimed_status maps the name to what may be claimed)."""
+    record = read_result_record(job.output_dir) or {}
+    return str(record.get("status", "")), str(record.get("message", "")) or default
 
 
 def host_verdict(result: EvaluationResult, job: SandboxJob, run: SandboxRun, what: str) -> EvaluationResult | None:

@@ -93,7 +93,6 @@ def _check_npz(data: bytes, name: str, limit: int) -> None:
 
 def load_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
     """Load an .npz without pickles, refusing archives that would inflate past `limit` bytes."""
-
     data = _open_regular(path, limit)
     try:
         _check_npz(data, path.name, limit)

@@ -26,8 +26,8 @@ import numpy as np
 
 from evoprompt.sdk.types import EvaluationResult, Status
 
-from .outcome import host_verdict
-from .outputs import BadOutput, load_npz, read_exported_model, read_result_record
+from .outcome import claimed_failure, host_verdict
+from .outputs import BadOutput, load_npz, read_exported_model
 from .protocol import EXIT_CANDIDATE_FAILED, SPEC, VERIFIED, open_to_sandbox
 from .sandbox.base import SandboxJob, SandboxRun
 from .scoring import Validation
@@ -73,9 +73,8 @@ def verified(result: EvaluationResult, req: ValidRequest, job: SandboxJob, run: 
     if observed is not None:
         return replace(observed, num_params=0, num_state=0)
     if run.exit_code == EXIT_CANDIDATE_FAILED:
-        record = read_result_record(job.output_dir) or {}
-        status = claimed_status(str(record.get("status", "")))
-        message = str(record.get("message", "")) or "the verifier refused the exported model"
+        claimed, message = claimed_failure(job, "the verifier refused the exported model")
+        status = claimed_status(claimed)
         return replace(refused(result, message[:4000]), status=status if status in VERIFIER_CLAIMS
                        else Status.VERIFICATION_FAILED)
     if run.exit_code != 0:

@@ -86,7 +86,8 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def write_data(self, path: Path) -> None:
-        """Write the sandbox's data file: training split and unlabelled validation/test inputs."""
+        """Write the training sandbox's data file: training split and unlabelled validation inputs (and
+        test inputs where the task is not verified)."""
 
     def write_verify_data(self, path: Path) -> None:
         """Write the verifier's data file: `x_<split>` for each split of `verify_labels`."""

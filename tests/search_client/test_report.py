@@ -313,5 +313,28 @@ def test_front_hypervolume_per_round_and_training_steps(full_run, tmp_path):
     child = add(store, 1, "class Model: pass  # c")
     store.record_result(child, EvaluationResult(request_id="b", status=Status.OK, steps=300, num_params=10,
                                                 val_accuracy=0.9, cached=True), None)  # answered from the cache
+    later = add(store, 2, "class Model: pass  # d")
+    store.record_result(later, EvaluationResult(request_id="c", status=Status.OK, steps=300, num_params=10,
+                                                val_accuracy=0.9), None)
     store.close()
-    assert summarize(tmp_path)["training_steps"] == 100
+    s = summarize(tmp_path)
+    assert s["training_steps"] == 400
+    # per round, cumulative, the seeds' steps counted from the first round on
+    assert [(r["round"], r["training_steps_so_far"]) for r in s["per_round"]] == [(1, 100), (2, 400)]
+
+
+def test_front_and_hypervolume_count_hidden_state_as_size(tmp_path):
+    """A model that keeps weights in buffers (num_state) is as large as it really is on the plane."""
+    import math
+
+    store = RunStore(tmp_path / "run.sqlite3")
+    small = add(store, 1, "class Model: pass  # small")
+    store.record_result(small, EvaluationResult(request_id="a", status=Status.OK, steps=10, num_params=100,
+                                                num_state=0, val_accuracy=0.8), -20.0)
+    hiding = add(store, 1, "class Model: pass  # hiding")
+    store.record_result(hiding, EvaluationResult(request_id="b", status=Status.OK, steps=10, num_params=50,
+                                                 num_state=950, val_accuracy=0.8), -200.0)
+    store.close()
+    s = summarize(tmp_path)
+    assert [(f["id"], f["num_params"], f["num_state"]) for f in s["front"]] == [(small, 100, 0)]
+    assert s["per_round"][0]["hypervolume"] == pytest.approx((6 - math.log10(100)) * 0.8)

@@ -424,7 +424,7 @@ def test_pareto_selection_chooses_parents_by_front_then_crowding(tmp_path, endpo
 
     store = search(tmp_path, endpoint, ScriptedLM(), rounds=1, prompts=2, samples=4, selection="pareto", parents=3)
     pool = store.candidates(kind="child", scored=True)
-    expected = rank([Point(c.id, c.num_params, 1 - c.val_accuracy, c.fitness) for c in pool], "pareto")[:3]
+    expected = rank([Point(c.id, c.size, 1 - c.val_accuracy, c.fitness) for c in pool], "pareto")[:3]
     assert store.rounds()[0].parents_out == tuple(expected)
 
 
@@ -443,6 +443,7 @@ def test_the_report_shows_rungs_intervals_and_the_front(tmp_path, endpoint):
     assert s["front"] and {f["id"] for f in s["front"]} <= finalists
     # 8 children at 2 steps, 4 finalists x 2 repeats at 4 steps, 4 seeds x 2 repeats at 4 steps, none cached
     assert s["training_steps"] == 8 * 2 + 4 * 2 * 4 + 4 * 2 * 4
+    assert s["per_round"][-1]["training_steps_so_far"] == s["training_steps"]
 
 
 GOLDEN = Path(__file__).parent / "data" / "paper_loop_golden.json"

@@ -434,7 +434,7 @@ class Search:
             chosen = rng.sample(pool, min(self.config.parents, len(pool)))
         elif self.config.selection == "pareto":
             by_id = {c.id: c for c in pool}
-            points = [Point(c.id, int(c.num_params or 0), 1.0 - float(c.val_accuracy or 0.0), float(c.fitness or 0.0))
+            points = [Point(c.id, c.size, 1.0 - float(c.val_accuracy or 0.0), float(c.fitness or 0.0))
                       for c in pool]
             order = rank(points, "pareto")
             chosen = [by_id[cid] for cid in order[: self.config.parents]]

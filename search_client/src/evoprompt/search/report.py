@@ -145,10 +145,24 @@ def _round_numbers(data: RunData) -> list[int]:
     return sorted({r.round for r in data.rounds} | {c.round for c in data.children})
 
 
+def _steps_by_round(data: RunData) -> Counter[int]:
+    """Steps the evaluator trained for each round's candidates (seeds are round 0; cached answers cost none)."""
+    by_id = data.by_id
+    steps: Counter[int] = Counter()
+    for c in data.candidates:
+        if c.rung is None:
+            steps[c.round] += c.trained_steps
+    for e in data.evaluations:
+        steps[by_id[e.candidate_id].round] += e.trained_steps
+    return steps
+
+
 def _per_round(data: RunData) -> list[dict[str, Any]]:
-    """Per-round counts; best_fitness_so_far is over children of this and earlier rounds (monotone)."""
+    """Per-round counts; best_fitness_so_far is over children of this and earlier rounds (monotone), and
+    training_steps_so_far counts the seeds' and every earlier round's steps too: what a budget curve needs."""
     rows_by_round = {r.round: r for r in data.rounds}
     best_so_far: float | None = None
+    steps = _steps_by_round(data)
     out = []
     for rnd in _round_numbers(data):
         kids = [c for c in data.children if c.round == rnd]
@@ -168,7 +182,8 @@ def _per_round(data: RunData) -> list[dict[str, Any]]:
             "mean_val_accuracy": _mean([c.val_accuracy for c in kids if _is_ok(c) and c.val_accuracy is not None]),
             "tune_losses": row.tune_losses if row else None,
             "tune_seconds": row.tune_seconds if row else None,
-            "hypervolume": hypervolume([size_error(c.num_params, 1.0 - c.val_accuracy)  # type: ignore[arg-type]
+            "training_steps_so_far": sum(n for r, n in steps.items() if r <= rnd),
+            "hypervolume": hypervolume([size_error(c.size, 1.0 - c.val_accuracy)  # type: ignore[arg-type]
                                         for c in data.children if c.round <= rnd and _on_the_plane(c)]),
             "lm": _lm_costs([call for call in data.lm_calls if call.round == rnd], kids),
         })
@@ -231,8 +246,7 @@ def summarize_data(data: RunData) -> dict[str, Any]:
         "repairs": _repairs(children),
         "lm": _lm_costs(data.lm_calls, children),
         # steps the evaluator trained for this run (cached answers cost none): what a budget is measured in
-        "training_steps": (sum(c.trained_steps for c in (*data.seeds, *children) if c.rung is None)
-                           + sum(e.trained_steps for e in data.evaluations)),
+        "training_steps": sum(_steps_by_round(data).values()),
         "rungs": _rung_counts(data),
         "front": _front(children),
         "hypervolume_reference": {"log10_num_params": REFERENCE[0], "val_error": REFERENCE[1]},
@@ -243,7 +257,7 @@ def summarize_data(data: RunData) -> dict[str, Any]:
 def _on_the_plane(c: Candidate) -> bool:
     """A child with a size and a validation error: a point of the (size, error) plane. In a
     multi-fidelity run only a finalist (a fitness, so the last rung) is: lower rungs are cheaper guesses."""
-    return (_is_ok(c) and c.num_params is not None and c.num_params > 0 and c.val_accuracy is not None
+    return (_is_ok(c) and c.num_params is not None and c.size > 0 and c.val_accuracy is not None
             and (c.rung is None or c.fitness is not None))
 
 
@@ -261,11 +275,12 @@ def _rung_counts(data: RunData) -> list[dict[str, Any]]:
 
 
 def _front(children: list[Candidate]) -> list[dict[str, Any]]:
-    """The non-dominated children on (num_params, validation error), smallest first."""
+    """The non-dominated children on (size = num_params + num_state, validation error), smallest first."""
     plane = [c for c in children if _on_the_plane(c)]
-    points = [(float(c.num_params), 1.0 - float(c.val_accuracy)) for c in plane]  # type: ignore[arg-type]
+    points = [(float(c.size), 1.0 - float(c.val_accuracy)) for c in plane]  # type: ignore[arg-type]
     first = non_dominated_sort(points)[0] if points else []
-    return [{"id": plane[i].id, "num_params": plane[i].num_params, "val_error": round(points[i][1], 6)}
+    return [{"id": plane[i].id, "num_params": plane[i].num_params, "num_state": plane[i].num_state,
+             "val_error": round(points[i][1], 6)}
             for i in sorted(first, key=lambda i: (points[i], plane[i].id))]
 
 

@@ -192,6 +192,13 @@ class Candidate:
     #: interval of its validation accuracy over the repeats there (None in the paper's loop)
     rung: int | None = None
     val_ci: float | None = None
+    #: the verifier's count of what the model holds beyond its trained parameters (buffers, constants)
+    num_state: int = 0
+
+    @property
+    def size(self) -> int:
+        """What the search ranks a model's size on: num_params + num_state (loop.fitness)."""
+        return (self.num_params or 0) + self.num_state
 
 
 @dataclass(frozen=True)
@@ -218,27 +225,33 @@ class Evaluation:
         return 0 if self.result.get("cached") else self.steps
 
 
-def _evaluation_cost(raw: str | None) -> tuple[float, int]:
-    """(wall seconds, steps trained) an evaluation cost; nothing for a cached answer or none yet."""
+def _count(value: Any) -> int:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _result_facts(raw: str | None) -> tuple[float, int, int]:
+    """(wall seconds, steps trained, num_state) of a stored result; no cost for a cached answer or none yet."""
     try:
         result = json.loads(raw) if raw else {}
     except ValueError:
-        return 0.0, 0
-    if not isinstance(result, dict) or result.get("cached"):
-        return 0.0, 0
-    seconds, steps = result.get("wall_seconds"), result.get("steps")
-    return (float(seconds) if isinstance(seconds, int | float) else 0.0,
-            int(steps) if isinstance(steps, int) and not isinstance(steps, bool) else 0)
+        return 0.0, 0, 0
+    if not isinstance(result, dict):
+        return 0.0, 0, 0
+    num_state = _count(result.get("num_state"))
+    if result.get("cached"):
+        return 0.0, 0, num_state
+    seconds = result.get("wall_seconds")
+    return float(seconds) if isinstance(seconds, int | float) else 0.0, _count(result.get("steps")), num_state
 
 
 def _candidate(row: sqlite3.Row) -> Candidate:
     added = {k: row[k] for k in _ADDED_COLUMNS if k in row.keys()}  # absent in older run databases
-    seconds, steps = _evaluation_cost(row["result"])
+    seconds, steps, num_state = _result_facts(row["result"])
     return Candidate(row["id"], row["round"], row["kind"], row["name"], row["code"], _ids(row["parents"]),
                      row["state"], row["status"], row["val_accuracy"], row["test_accuracy"], row["num_params"],
                      row["fitness"], row["request_id"], row["temperature"], row["prompt_index"],
                      row["sample_index"], row["message"], row["submissions"], **added,
-                     evaluator_seconds=seconds, trained_steps=steps)
+                     evaluator_seconds=seconds, trained_steps=steps, num_state=num_state)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup proto proto-check images models serve demo test test-fleet test-unit lint bench bench-clrs lock clean
+.PHONY: setup proto proto-check images models serve demo test test-fleet test-unit lint bench bench-clrs bench-search lock clean
 
 PIP_VERSION := 26.3
 # the three parts, editable, with every extra; constraints.txt pins what the project is tested with
@@ -87,6 +87,11 @@ bench: setup
 ## bench-clrs: the standard triplet seed on six CLRS-30 algorithms beside Ibarz et al. (hours on a CPU)
 bench-clrs: setup
 	$(BIN)/python bench/clrs_baselines.py
+
+## bench-search: the paper's loop beside rungs, repeats and Pareto selection at equal training steps
+## (MNIST-1D, the mutation operator, 3 search seeds; hours on a CPU; resumable)
+bench-search: setup
+	$(BIN)/python bench/search_budget.py
 
 ## lock: re-resolve the newest versions the requirements allow and rewrite constraints.txt
 lock:

@@ -1,0 +1,330 @@
+"""Does the search spend its training budget well? The paper's loop beside multi-fidelity rungs,
+repeated seeds and Pareto selection, each arm held to the same total training steps (MNIST-1D, torch,
+the `mutation` operator).
+
+Arms (sizes below are the defaults; `nominal_steps` prints each arm's budget before it runs):
+
+- `paper`: the paper's loop, every child at the full recipe (8,000 steps), one training run each.
+- `rungs`: `--rungs 500,2000,8000 --eta 4`, more children per round for the same steps.
+- `rungs-repeats`: rungs + `--repeats 3 --select-on lcb` (the seeds too train 3 times at the last rung,
+  so fewer rounds fit the budget).
+- `rungs-repeats-pareto`: the same with `--selection pareto`.
+
+Every search gets a fresh embedded evaluator (no arm is answered from another's cache), its run
+directory under --out, and its summary written as soon as it ends (`search.json`): a killed benchmark
+continues where it stopped, finished searches are read back. Per search: the hypervolume of its
+children's front (`evoprompt report --json`'s, reference (6, 1.0) on (log10 size, val error)) round
+by round against the training steps spent so far, the best fitness, the steps, the wall time. Then the
+best three distinct children of each arm (over its search seeds, by fitness) and the torch CNN seed are
+trained again at the full recipe with 3 fresh seeds (`reeval.json`); a child *dominates the CNN* when
+it is smaller (num_params + num_state) and its mean test accuracy is at least the CNN's.
+
+    python bench/search_budget.py [--seeds 0,1,2] [--arms paper,rungs,...] [--out runs/bench-budget]
+                                  [--slots 2] [--backend docker] [--quick]
+
+Hours on 2 cores; `--quick` shrinks every step count 16x (a smoke test of the script, not a result).
+Prints tables, writes bench/results/search_budget.json (after every search, so partial results survive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS_DIR, print_table, private_evaluator, write_json  # noqa: E402
+
+FULL_STEPS = 8000  # the MNIST-1D recipe
+REEVAL_SEEDS = (1000, 1001, 1002)  # training seeds no search used
+TOP_CHILDREN = 3
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One way to search: a SearchConfig's sizes and the settings beyond the paper."""
+
+    name: str
+    rounds: int
+    prompts: int
+    samples: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, seed: int, scale: int) -> Any:
+        from evoprompt.search.config import SearchConfig
+
+        extra = dict(self.settings)
+        if "rungs" in extra:
+            extra["rungs"] = tuple(s // scale for s in extra["rungs"])
+        return SearchConfig(task="mnist1d", framework="torch", lm="mutation", rounds=self.rounds,
+                            prompts=self.prompts, samples=self.samples, max_steps=FULL_STEPS // scale, seed=seed,
+                            run_id=f"budget-{self.name}-seed{seed}", **extra)
+
+
+RUNGS = (500, 2000, FULL_STEPS)
+ARMS = {arm.name: arm for arm in (
+    # 4 children a round at 8,000 steps: 32k steps a round, 6 rounds; the 4 seeds cost 32k more
+    Arm("paper", rounds=6, prompts=2, samples=2),
+    # 32 children at 500, 8 at 2,000, 2 at 8,000: 48k a round, 4 rounds
+    Arm("rungs", rounds=4, prompts=8, samples=4, settings={"rungs": RUNGS, "eta": 4}),
+    # 16 at 500, 4 at 2,000, 1 at 8,000 x 3: 40k a round, 3 rounds; the seeds cost 96k
+    Arm("rungs-repeats", rounds=3, prompts=4, samples=4,
+        settings={"rungs": RUNGS, "eta": 4, "repeats": 3, "select_on": "lcb"}),
+    Arm("rungs-repeats-pareto", rounds=3, prompts=4, samples=4,
+        settings={"rungs": RUNGS, "eta": 4, "repeats": 3, "select_on": "lcb", "selection": "pareto"}),
+)}
+
+
+def nominal_steps(config: Any, seeds: int = 4) -> int:
+    """The steps a search of `config` trains when every child builds, none is a duplicate and nothing is
+    cached: what the arms' sizes were chosen to equalise."""
+    children = config.prompts * config.samples
+    if not config.rungs:
+        return (seeds + config.rounds * children) * config.max_steps
+    per_round, entered = 0, children
+    for i, steps in enumerate(config.rungs):
+        last = i == len(config.rungs) - 1
+        per_round += entered * steps * (config.repeats if last else 1)
+        entered = max(1, entered // config.eta)
+    return seeds * config.rungs[-1] * config.repeats + config.rounds * per_round
+
+
+# -- one search ---------------------------------------------------------------------------------------
+
+
+def run_one(arm: Arm, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One search of `arm` (or its summary, when an earlier invocation finished it)."""
+    from evoprompt.search.report import summarize
+    from evoprompt.search.runner import run_search
+    from evoprompt.search.store import CONFIG_NAME
+
+    folder = args.out / f"{arm.name}-seed{seed}"
+    done = folder / "search.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    run_dir = folder / "run"
+    resume = (run_dir / CONFIG_NAME).is_file()
+    config = arm.config(seed, args.scale)
+    with private_evaluator(args.backend, args.slots, ["torch"], **args.evaluator) as endpoint:
+        started = time.monotonic()
+        run_search(None if resume else config, run_dir, resume=resume, evaluator=endpoint,
+                   slots=args.concurrency, progress=False)
+        wall = time.monotonic() - started
+    summary = summarize(run_dir)
+    result = {"arm": arm.name, "seed": seed, "wall_seconds": round(wall, 1), "resumed": resume,
+              "nominal_steps": nominal_steps(config), **search_numbers(summary)}
+    folder.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def search_numbers(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the tables need from one search's `evoprompt report --json`."""
+    curve = [{"round": r["round"], "steps": r["training_steps_so_far"], "hypervolume": r["hypervolume"],
+              "best_fitness": r["best_fitness_so_far"]} for r in summary["per_round"]]
+    best = summary["best"] or {}
+    return {"training_steps": summary["training_steps"], "hypervolume": curve[-1]["hypervolume"] if curve else 0.0,
+            "best_fitness": best.get("fitness"), "children": summary["candidates"], "ok": summary["ok"],
+            "duplicates": summary["duplicates"], "curve": curve, "front": summary["front"],
+            "seeds_best_fitness": summary["seeds_best_fitness"]}
+
+
+def steps_to_reach(curve: list[dict[str, Any]], target: float) -> int | None:
+    """The training steps after which a search's hypervolume first reached `target` (None: never)."""
+    return next((point["steps"] for point in curve if point["hypervolume"] >= target - 1e-12), None)
+
+
+# -- tables ------------------------------------------------------------------------------------------
+
+
+def _mean_sd(values: list[float | None], digits: int = 3) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    spread = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.fmean(vals):,.{digits}f} ± {spread:,.{digits}f}"
+
+
+def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]], dict[str, Any]]:
+    """Per arm, over its search seeds: hypervolume, best fitness, steps and wall time; and how many steps
+    each search took to reach the paper loop's final hypervolume for the same search seed."""
+    paper = {s["seed"]: s for s in searches if s["arm"] == "paper"}
+    header = ["arm", "searches", "hypervolume", "best fitness", "training steps", "wall s",
+              "steps to paper's HV", "fewer steps than paper"]
+    rows, table = [], {}
+    for name in dict.fromkeys(s["arm"] for s in searches):
+        mine = [s for s in searches if s["arm"] == name]
+        reach, ratios = [], []
+        for s in mine:
+            target = paper.get(s["seed"])
+            if target is None or name == "paper":
+                continue
+            steps = steps_to_reach(s["curve"], target["hypervolume"])
+            reach.append(steps)
+            if steps:
+                ratios.append(target["training_steps"] / steps)
+        table[name] = {
+            "searches": len(mine),
+            "hypervolume": [s["hypervolume"] for s in mine],
+            "best_fitness": [s["best_fitness"] for s in mine],
+            "training_steps": [s["training_steps"] for s in mine],
+            "wall_seconds": [s["wall_seconds"] for s in mine],
+            "steps_to_paper_hypervolume": reach,
+            "paper_steps_ratio": ratios,
+        }
+        reached = f"{sum(r is not None for r in reach)}/{len(reach)} reached" if reach else "-"
+        rows.append([name, len(mine), _mean_sd([s["hypervolume"] for s in mine]),
+                     _mean_sd([s["best_fitness"] for s in mine], 0),
+                     _mean_sd([s["training_steps"] for s in mine], 0), _mean_sd([s["wall_seconds"] for s in mine], 0),
+                     reached, f"{statistics.median(ratios):.1f}x (median)" if ratios else "-"])
+    return header, rows, table
+
+
+# -- the full recipe, again ------------------------------------------------------------------------
+
+
+def finalists(searches: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each arm's best `TOP_CHILDREN` distinct children over its searches (by fitness), then the CNN seed."""
+    from evoprompt.search.seeds import list_seeds
+    from evoprompt.search.store import DB_NAME, RunStore
+
+    picked: list[dict[str, Any]] = []
+    for name in dict.fromkeys(s["arm"] for s in searches):
+        pool = []
+        for s in (s for s in searches if s["arm"] == name):
+            with RunStore.open_readonly(args.out / f"{name}-seed{s['seed']}" / "run" / DB_NAME) as store:
+                pool += [(c, s["seed"]) for c in store.candidates(kind="child", scored=True)]
+        seen: set[str] = set()
+        for c, seed in sorted(pool, key=lambda cs: -(cs[0].fitness or 0.0)):
+            key = c.structure or c.code
+            if key in seen:
+                continue
+            seen.add(key)
+            picked.append({"arm": name, "search_seed": seed, "id": c.id, "code": c.code, "search_size": c.size,
+                           "search_val_accuracy": c.val_accuracy, "search_fitness": c.fitness})
+            if len(seen) == TOP_CHILDREN:
+                break
+    cnn = next(s for s in list_seeds("mnist1d", "torch") if s.name == "cnn")
+    picked.append({"arm": "seed", "search_seed": None, "id": None, "name": "cnn", "code": cnn.code})
+    return picked
+
+
+def reevaluate(picked: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every pick trained at the full recipe with each of REEVAL_SEEDS, on one fresh evaluator."""
+    from evoprompt.sdk import EvaluatorClient
+
+    steps = FULL_STEPS // args.scale
+    with private_evaluator(args.backend, args.slots, ["torch"], **args.evaluator) as endpoint, \
+            EvaluatorClient(endpoint) as client:
+        client.wait_ready(120)
+
+        def run(job: tuple[int, int]) -> tuple[int, Any]:
+            i, seed = job
+            return i, client.evaluate("mnist1d", "torch", picked[i]["code"], max_steps=steps, seed=seed)
+
+        jobs = [(i, seed) for i in range(len(picked)) for seed in REEVAL_SEEDS]
+        with ThreadPoolExecutor(max_workers=2 * args.concurrency) as pool:
+            results = list(pool.map(run, jobs))
+    rows = []
+    for i, pick in enumerate(picked):
+        mine = [r for j, r in results if j == i]
+        ok = [r for r in mine if r.ok]
+        tests = [r.test_accuracy for r in ok]
+        rows.append({**{k: v for k, v in pick.items() if k != "code"},
+                     "statuses": [r.status.name for r in mine],
+                     "size": (ok[0].num_params + ok[0].num_state) if ok else None,
+                     "test_accuracy": tests, "test_mean": statistics.fmean(tests) if tests else None,
+                     "test_sd": statistics.stdev(tests) if len(tests) > 1 else None,
+                     "verified": all(r.verified for r in ok) if ok else None})
+    cnn = rows[-1]
+    for row in rows[:-1]:
+        row["dominates_cnn"] = dominates(row, cnn)
+    return rows
+
+
+def dominates(child: dict[str, Any], seed: dict[str, Any]) -> bool:
+    """The issue's bar: smaller (num_params + num_state) and a mean test accuracy at least the seed's."""
+    known = all(r.get(k) is not None for r in (child, seed) for k in ("size", "test_mean"))
+    return known and child["size"] < seed["size"] and child["test_mean"] >= seed["test_mean"]
+
+
+def reeval_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    header = ["arm", "child (search seed)", "size", "search val", "test, 3 seeds", "dominates CNN"]
+    out = []
+    for r in rows:
+        who = r.get("name") or f"#{r['id']} (seed {r['search_seed']})"
+        test = (f"{r['test_mean']:.3f} ± {r['test_sd']:.3f}" if r["test_sd"] is not None
+                else (f"{r['test_mean']:.3f}" if r["test_mean"] is not None else "/".join(r["statuses"])))
+        val = f"{r['search_val_accuracy']:.3f}" if r.get("search_val_accuracy") is not None else "-"
+        out.append([r["arm"], who, r["size"] if r["size"] is not None else "-", val, test,
+                    "" if r["arm"] == "seed" else ("yes" if r["dominates_cnn"] else "no")])
+    return header, out
+
+
+# -- main ----------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0,1,2", help="search seeds (each arm runs every one)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"from {', '.join(ARMS)}")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-budget"), help="run directories (resumable)")
+    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "search_budget.json")
+    parser.add_argument("--backend", default="docker", choices=["docker", "process"])
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--gpus", default="", help="GPU ids for the evaluator (process back-end), e.g. 0")
+    parser.add_argument("--slots-per-gpu", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="every step count / 16: a smoke test, not a result")
+    parser.add_argument("--no-reeval", action="store_true", help="searches only")
+    args = parser.parse_args(argv)
+    args.scale = 16 if args.quick else 1
+    args.evaluator, args.concurrency = {}, args.slots  # concurrency: the evaluator's training slots
+    if args.gpus:
+        # RLIMIT_AS of a GPU slot: CUDA reserves far more address space than it uses (bench/gpu_slots.py)
+        args.evaluator = {"gpus": tuple(args.gpus.split(",")), "slots_per_gpu": args.slots_per_gpu,
+                          "memory_gb": 4096.0}
+        args.concurrency = args.slots_per_gpu * len(args.evaluator["gpus"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    arms = [ARMS[name] for name in args.arms.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    print_table(["arm", "rounds", "children/round", "nominal steps"],
+                [[a.name, a.rounds, a.prompts * a.samples, f"{nominal_steps(a.config(0, args.scale)):,}"]
+                 for a in arms])
+    payload: dict[str, Any] = {"settings": {"seeds": seeds, "arms": {a.name: vars(a) for a in arms},
+                                            "scale": args.scale, "backend": args.backend, "slots": args.slots,
+                                            "gpus": args.gpus, "slots_per_gpu": args.slots_per_gpu,
+                                            "reeval_seeds": REEVAL_SEEDS, "full_steps": FULL_STEPS // args.scale}}
+    searches: list[dict[str, Any]] = []
+    for seed in seeds:  # seed by seed, so a cut-off run still compares every arm
+        for arm in arms:
+            s = run_one(arm, seed, args)
+            searches.append(s)
+            print(f"{arm.name} seed {seed}: hypervolume {s['hypervolume']:.3f}, best fitness {s['best_fitness']}, "
+                  f"{s['training_steps']:,} steps, {s['wall_seconds']:.0f} s", flush=True)
+            payload["searches"] = searches
+            write_json(args.json, payload)
+    header, rows, payload["arms"] = arm_table(searches)
+    print_table(header, rows)
+    write_json(args.json, payload)
+    if not args.no_reeval:
+        done = args.out / "reeval.json"
+        if done.is_file():
+            rows_r = json.loads(done.read_text())
+        else:
+            rows_r = reevaluate(finalists(searches, args), args)
+            done.write_text(json.dumps(rows_r, indent=2) + "\n")
+        payload["reeval"] = rows_r
+        print_table(*reeval_table(rows_r))
+        write_json(args.json, payload)
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""bench/search_budget.py's arithmetic: the arms' budgets, the steps to a hypervolume, the arm table and
+the bar a child must clear against the CNN seed (the searches themselves are hours: README)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import search_budget as sb  # noqa: E402
+
+
+def test_the_arms_are_sized_to_the_same_nominal_budget():
+    paper, rungs, repeats, pareto = (sb.nominal_steps(sb.ARMS[n].config(0, 1)) for n in sb.ARMS)
+    assert paper == (4 + 6 * 4) * 8000 == 224_000
+    # 32 children at 500, 32 // 4 = 8 at 2,000, 8 // 4 = 2 at 8,000; 4 rounds; 4 seeds at 8,000
+    assert rungs == 4 * (32 * 500 + 8 * 2000 + 2 * 8000) + 4 * 8000 == 224_000
+    # 16 at 500, 4 at 2,000, 1 at 8,000 three times; 3 rounds; the seeds three times too
+    assert repeats == pareto == 3 * (16 * 500 + 4 * 2000 + 3 * 8000) + 4 * 3 * 8000 == 216_000
+
+
+def test_quick_scales_every_step_count():
+    config = sb.ARMS["rungs"].config(0, 16)
+    assert config.max_steps == 500 and config.rungs == (31, 125, 500)
+
+
+def curve(*points: tuple[int, float]) -> list[dict]:
+    return [{"round": i + 1, "steps": s, "hypervolume": hv, "best_fitness": None} for i, (s, hv) in enumerate(points)]
+
+
+def test_steps_to_reach_a_hypervolume():
+    c = curve((1000, 1.0), (2000, 2.0), (3000, 2.5))
+    assert sb.steps_to_reach(c, 2.0) == 2000
+    assert sb.steps_to_reach(c, 0.5) == 1000
+    assert sb.steps_to_reach(c, 2.6) is None
+
+
+def test_the_arm_table_compares_each_search_with_the_paper_loop_of_its_seed():
+    def search(arm, seed, steps, hv, points):
+        return {"arm": arm, "seed": seed, "training_steps": steps, "hypervolume": hv, "best_fitness": -500.0,
+                "wall_seconds": 10.0, "curve": curve(*points)}
+
+    searches = [search("paper", 0, 9000, 2.0, [(3000, 1.0), (9000, 2.0)]),
+                search("paper", 1, 9000, 3.0, [(9000, 3.0)]),
+                search("rungs", 0, 9000, 2.4, [(1500, 1.5), (3000, 2.1), (9000, 2.4)]),  # 2.0 after 3,000: 3x
+                search("rungs", 1, 9000, 2.9, [(9000, 2.9)])]  # never reaches 3.0
+    header, rows, table = sb.arm_table(searches)
+    assert table["rungs"]["steps_to_paper_hypervolume"] == [3000, None]
+    assert table["rungs"]["paper_steps_ratio"] == [3.0]
+    assert table["paper"]["steps_to_paper_hypervolume"] == []
+    rungs_row = dict(zip(header, rows[1], strict=True))
+    assert rungs_row["steps to paper's HV"] == "1/2 reached" and rungs_row["fewer steps than paper"].startswith("3.0x")
+    assert rungs_row["hypervolume"] == "2.650 ± 0.354"
+
+
+@pytest.mark.parametrize(("size", "test", "expected"), [(4000, 0.94, True), (4000, 0.93, True), (4000, 0.92, False),
+                                                        (5210, 0.95, False), (None, 0.99, False)])
+def test_a_child_dominates_the_cnn_when_smaller_and_at_least_as_accurate(size, test, expected):
+    cnn = {"size": 5210, "test_mean": 0.93}
+    assert sb.dominates({"size": size, "test_mean": test}, cnn) is expected

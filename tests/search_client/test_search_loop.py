@@ -444,6 +444,10 @@ def test_the_report_shows_rungs_intervals_and_the_front(tmp_path, endpoint):
     # 8 children at 2 steps, 4 finalists x 2 repeats at 4 steps, 4 seeds x 2 repeats at 4 steps, none cached
     assert s["training_steps"] == 8 * 2 + 4 * 2 * 4 + 4 * 2 * 4
     assert s["per_round"][-1]["training_steps_so_far"] == s["training_steps"]
+    with RunStore(tmp_path / "run.sqlite3") as store:  # every rung and repeat a child trained at, not its last
+        children = {c.id for c in store.candidates(kind="child")}
+        spent = sum(e.evaluator_seconds for e in store.evaluations() if e.candidate_id in children)
+    assert spent > 0 and s["lm"]["evaluator_seconds"] == pytest.approx(spent, abs=1e-3)
 
 
 GOLDEN = Path(__file__).parent / "data" / "paper_loop_golden.json"

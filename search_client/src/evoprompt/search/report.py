@@ -162,7 +162,7 @@ def _per_round(data: RunData) -> list[dict[str, Any]]:
     training_steps_so_far counts the seeds' and every earlier round's steps too: what a budget curve needs."""
     rows_by_round = {r.round: r for r in data.rounds}
     best_so_far: float | None = None
-    steps = _steps_by_round(data)
+    steps, spent = _steps_by_round(data), _evaluator_seconds(data)
     out = []
     for rnd in _round_numbers(data):
         kids = [c for c in data.children if c.round == rnd]
@@ -185,17 +185,27 @@ def _per_round(data: RunData) -> list[dict[str, Any]]:
             "training_steps_so_far": sum(n for r, n in steps.items() if r <= rnd),
             "hypervolume": hypervolume([size_error(c.size, 1.0 - c.val_accuracy)  # type: ignore[arg-type]
                                         for c in data.children if c.round <= rnd and _on_the_plane(c)]),
-            "lm": _lm_costs([call for call in data.lm_calls if call.round == rnd], kids),
+            "lm": _lm_costs([call for call in data.lm_calls if call.round == rnd], kids, spent),
         })
     return out
 
 
-def _lm_costs(calls: list[LMCall], children: list[Candidate]) -> dict[str, Any]:
+def _evaluator_seconds(data: RunData) -> dict[int, float]:
+    """The evaluator's seconds for each candidate: its one evaluation, or in a multi-fidelity run every
+    rung and repeat it trained at (cached answers cost none)."""
+    seconds = {c.id: c.evaluator_seconds for c in data.candidates if c.rung is None}
+    for e in data.evaluations:
+        seconds[e.candidate_id] = seconds.get(e.candidate_id, 0.0) + e.evaluator_seconds
+    return seconds
+
+
+def _lm_costs(calls: list[LMCall], children: list[Candidate], evaluator_seconds: dict[int, float]
+              ) -> dict[str, Any]:
     """The LM's cost beside the evaluator's: tokens, seconds, and seconds per child of each."""
     seconds = sum(c.seconds for c in calls)
     completion = sum(c.completion_tokens for c in calls)
-    evaluator = sum(c.evaluator_seconds for c in children)
-    evaluated = sum(c.evaluator_seconds > 0 for c in children)
+    spent = [evaluator_seconds.get(c.id, 0.0) for c in children]
+    evaluator, evaluated = sum(spent), sum(s > 0 for s in spent)
     return {
         "calls": len(calls),
         "samples": sum(c.samples for c in calls),
@@ -244,7 +254,7 @@ def summarize_data(data: RunData) -> dict[str, Any]:
         # near-duplicates skipped (same normalised program as an earlier candidate): no evaluation spent
         "duplicates": sum(c.state == CandidateState.DUPLICATE for c in children),
         "repairs": _repairs(children),
-        "lm": _lm_costs(data.lm_calls, children),
+        "lm": _lm_costs(data.lm_calls, children, _evaluator_seconds(data)),
         # steps the evaluator trained for this run (cached answers cost none): what a budget is measured in
         "training_steps": sum(_steps_by_round(data).values()),
         "rungs": _rung_counts(data),

@@ -224,19 +224,27 @@ class Evaluation:
         """Steps the evaluator trained for it (none when its answer came from the evaluator's cache)."""
         return 0 if self.result.get("cached") else self.steps
 
+    @property
+    def evaluator_seconds(self) -> float:
+        """The evaluator's wall seconds for it (none when its answer came from the evaluator's cache)."""
+        return _facts(self.result)[0]
+
 
 def _count(value: Any) -> int:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _result_facts(raw: str | None) -> tuple[float, int, int]:
-    """(wall seconds, steps trained, num_state) of a stored result; no cost for a cached answer or none yet."""
+    """(wall seconds, steps trained, num_state) of a stored result's JSON (nothing when unreadable)."""
     try:
         result = json.loads(raw) if raw else {}
     except ValueError:
         return 0.0, 0, 0
-    if not isinstance(result, dict):
-        return 0.0, 0, 0
+    return _facts(result) if isinstance(result, dict) else (0.0, 0, 0)
+
+
+def _facts(result: dict[str, Any]) -> tuple[float, int, int]:
+    """(wall seconds, steps trained, num_state) of a result; no cost for a cached answer or none yet."""
     num_state = _count(result.get("num_state"))
     if result.get("cached"):
         return 0.0, 0, num_state

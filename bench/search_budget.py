@@ -16,8 +16,9 @@ continues where it stopped, finished searches are read back. Per search: the hyp
 children's front (`evoprompt report --json`'s, reference (6, 1.0) on (log10 size, val error)) round
 by round against the training steps spent so far, the best fitness, the steps, the wall time. Then the
 best three distinct children of each arm (over its search seeds, by fitness) and the torch CNN seed are
-trained again at the full recipe with 3 fresh seeds (`reeval.json`); a child *dominates the CNN* when
-it is smaller (num_params + num_state) and its mean test accuracy is at least the CNN's.
+trained again at the full recipe with 3 fresh seeds (each run logged to `reeval.jsonl` as it ends); a
+child *dominates the CNN* when it is smaller (num_params + num_state) and its mean test accuracy is at
+least the CNN's.
 
     python bench/search_budget.py [--seeds 0,1,2] [--arms paper,rungs,...] [--out runs/bench-budget]
                                   [--slots 2] [--backend docker] [--quick]
@@ -29,9 +30,12 @@ Prints tables, writes bench/results/search_budget.json (after every search, so p
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,20 +67,22 @@ class Arm:
         if "rungs" in extra:
             extra["rungs"] = tuple(s // scale for s in extra["rungs"])
         return SearchConfig(task="mnist1d", framework="torch", lm="mutation", rounds=self.rounds,
-                            prompts=self.prompts, samples=self.samples, max_steps=FULL_STEPS // scale, seed=seed,
-                            run_id=f"budget-{self.name}-seed{seed}", **extra)
+                            prompts=self.prompts, samples=self.samples, parents=PARENTS,
+                            max_steps=FULL_STEPS // scale, seed=seed, run_id=f"budget-{self.name}-seed{seed}",
+                            **extra)
 
 
 RUNGS = (500, 2000, FULL_STEPS)
+PARENTS = 2  # few enough that selection binds: the paper loop keeps the better half of a round's 4
 ARMS = {arm.name: arm for arm in (
-    # 4 children a round at 8,000 steps: 32k steps a round, 6 rounds; the 4 seeds cost 32k more
-    Arm("paper", rounds=6, prompts=2, samples=2),
-    # 32 children at 500, 8 at 2,000, 2 at 8,000: 48k a round, 4 rounds
-    Arm("rungs", rounds=4, prompts=8, samples=4, settings={"rungs": RUNGS, "eta": 4}),
-    # 16 at 500, 4 at 2,000, 1 at 8,000 x 3: 40k a round, 3 rounds; the seeds cost 96k
-    Arm("rungs-repeats", rounds=3, prompts=4, samples=4,
+    # 4 children a round at 8,000 steps: 32k steps a round, 4 rounds; the 4 seeds cost 32k more
+    Arm("paper", rounds=4, prompts=2, samples=2),
+    # 24 children at 500, 6 at 2,000, 1 at 8,000: 32k a round, 4 rounds
+    Arm("rungs", rounds=4, prompts=6, samples=4, settings={"rungs": RUNGS, "eta": 4}),
+    # 8 at 500, 2 at 2,000, 1 at 8,000 x 3: 32k a round; the seeds x 3 cost 96k, so 2 rounds fit
+    Arm("rungs-repeats", rounds=2, prompts=2, samples=4,
         settings={"rungs": RUNGS, "eta": 4, "repeats": 3, "select_on": "lcb"}),
-    Arm("rungs-repeats-pareto", rounds=3, prompts=4, samples=4,
+    Arm("rungs-repeats-pareto", rounds=2, prompts=2, samples=4,
         settings={"rungs": RUNGS, "eta": 4, "repeats": 3, "select_on": "lcb", "selection": "pareto"}),
 )}
 
@@ -86,7 +92,7 @@ def nominal_steps(config: Any, seeds: int = 4) -> int:
     cached: what the arms' sizes were chosen to equalise."""
     children = config.prompts * config.samples
     if not config.rungs:
-        return (seeds + config.rounds * children) * config.max_steps
+        return (seeds + config.rounds * children) * config.max_steps * config.repeats
     per_round, entered = 0, children
     for i, steps in enumerate(config.rungs):
         last = i == len(config.rungs) - 1
@@ -107,7 +113,10 @@ def run_one(arm: Arm, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     folder = args.out / f"{arm.name}-seed{seed}"
     done = folder / "search.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        result = json.loads(done.read_text())
+        if result.get("scale") != args.scale:
+            raise SystemExit(f"{done} was run at scale 1/{result.get('scale')}, not 1/{args.scale}: use another --out")
+        return result
     run_dir = folder / "run"
     resume = (run_dir / CONFIG_NAME).is_file()
     config = arm.config(seed, args.scale)
@@ -117,20 +126,29 @@ def run_one(arm: Arm, seed: int, args: argparse.Namespace) -> dict[str, Any]:
                    slots=args.concurrency, progress=False)
         wall = time.monotonic() - started
     summary = summarize(run_dir)
-    result = {"arm": arm.name, "seed": seed, "wall_seconds": round(wall, 1), "resumed": resume,
-              "nominal_steps": nominal_steps(config), **search_numbers(summary)}
-    folder.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(result, indent=2) + "\n")
+    result = {"arm": arm.name, "seed": seed, "scale": args.scale, "wall_seconds": round(wall, 1),
+              "resumed": resume, "nominal_steps": nominal_steps(config), **search_numbers(summary, config.alpha)}
+    write_atomically(done, result)
     return result
 
 
-def search_numbers(summary: dict[str, Any]) -> dict[str, Any]:
-    """What the tables need from one search's `evoprompt report --json`."""
-    curve = [{"round": r["round"], "steps": r["training_steps_so_far"], "hypervolume": r["hypervolume"],
-              "best_fitness": r["best_fitness_so_far"]} for r in summary["per_round"]]
-    best = summary["best"] or {}
+def write_atomically(path: Path, payload: Any) -> None:
+    """A kill mid-write leaves the old file or none, never half of one (resume reads these back)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def search_numbers(summary: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """What the tables need from one search's `evoprompt report --json`. The best fitness is recomputed
+    from the front's mean validation errors, so an arm ranking on a lower confidence bound is compared on
+    the same scale as the others (the fittest child under the alpha bound is always on the front)."""
+    curve = [{"round": r["round"], "steps": r["training_steps_so_far"], "hypervolume": r["hypervolume"]}
+             for r in summary["per_round"]]
+    scores = [-(f["num_params"] + f["num_state"]) * f["val_error"] for f in summary["front"] if f["val_error"] < alpha]
     return {"training_steps": summary["training_steps"], "hypervolume": curve[-1]["hypervolume"] if curve else 0.0,
-            "best_fitness": best.get("fitness"), "children": summary["candidates"], "ok": summary["ok"],
+            "best_fitness": max(scores) if scores else None, "children": summary["candidates"], "ok": summary["ok"],
             "duplicates": summary["duplicates"], "curve": curve, "front": summary["front"],
             "seeds_best_fitness": summary["seeds_best_fitness"]}
 
@@ -152,8 +170,9 @@ def _mean_sd(values: list[float | None], digits: int = 3) -> str:
 
 
 def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]], dict[str, Any]]:
-    """Per arm, over its search seeds: hypervolume, best fitness, steps and wall time; and how many steps
-    each search took to reach the paper loop's final hypervolume for the same search seed."""
+    """Per arm, over its search seeds: hypervolume, best fitness, steps and wall time; and the steps each
+    search took to reach the paper loop's final hypervolume (same search seed), beside the steps the paper
+    loop itself took to first reach it. A search that never reached it counts as no saving at all."""
     paper = {s["seed"]: s for s in searches if s["arm"] == "paper"}
     header = ["arm", "searches", "hypervolume", "best fitness", "training steps", "wall s",
               "steps to paper's HV", "fewer steps than paper"]
@@ -167,8 +186,8 @@ def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
                 continue
             steps = steps_to_reach(s["curve"], target["hypervolume"])
             reach.append(steps)
-            if steps:
-                ratios.append(target["training_steps"] / steps)
+            paper_steps = steps_to_reach(target["curve"], target["hypervolume"]) or target["training_steps"]
+            ratios.append(paper_steps / steps if steps else min(1.0, paper_steps / s["training_steps"]))
         table[name] = {
             "searches": len(mine),
             "hypervolume": [s["hypervolume"] for s in mine],
@@ -216,35 +235,66 @@ def finalists(searches: list[dict[str, Any]], args: argparse.Namespace) -> list[
 
 
 def reevaluate(picked: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every pick trained at the full recipe with each of REEVAL_SEEDS, on one fresh evaluator."""
-    from evoprompt.sdk import EvaluatorClient
+    """Every pick trained at the full recipe with each of REEVAL_SEEDS, on one fresh evaluator. Each run's
+    outcome is appended to `reeval.jsonl` as it finishes, keyed by the program's hash and the seed, so a
+    killed benchmark (or one given more search seeds) trains only what is missing; an evaluator error is
+    an outcome, not the end of the others."""
+    from evoprompt.sdk import EvaluatorClient, EvaluatorError
 
     steps = FULL_STEPS // args.scale
-    with private_evaluator(args.backend, args.slots, ["torch"], **args.evaluator) as endpoint, \
-            EvaluatorClient(endpoint) as client:
-        client.wait_ready(120)
+    log = args.out / "reeval.jsonl"
+    done = {(r["sha256"], r["seed"]): r for r in _read_jsonl(log) if r.get("steps") == steps}
+    jobs = [(hashlib.sha256(p["code"].encode()).hexdigest(), p["code"], seed) for p in picked
+            for seed in REEVAL_SEEDS]
+    todo = list({(sha, seed): (sha, code, seed) for sha, code, seed in jobs if (sha, seed) not in done}.values())
+    if todo:
+        lock = threading.Lock()
+        with private_evaluator(args.backend, args.slots, ["torch"], **args.evaluator) as endpoint, \
+                EvaluatorClient(endpoint) as client:
+            client.wait_ready(120)
 
-        def run(job: tuple[int, int]) -> tuple[int, Any]:
-            i, seed = job
-            return i, client.evaluate("mnist1d", "torch", picked[i]["code"], max_steps=steps, seed=seed)
+            def run(job: tuple[str, str, int]) -> None:
+                sha, code, seed = job
+                try:
+                    r = client.evaluate("mnist1d", "torch", code, max_steps=steps, seed=seed)
+                    row = {"status": r.status.name, "size": r.num_params + r.num_state, "test": r.test_accuracy,
+                           "verified": r.verified}
+                except EvaluatorError as exc:
+                    row = {"status": f"error: {exc}", "size": None, "test": None, "verified": False}
+                row = {"sha256": sha, "seed": seed, "steps": steps, **row}
+                with lock:
+                    done[(sha, seed)] = row
+                    with log.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
 
-        jobs = [(i, seed) for i in range(len(picked)) for seed in REEVAL_SEEDS]
-        with ThreadPoolExecutor(max_workers=2 * args.concurrency) as pool:
-            results = list(pool.map(run, jobs))
+            with ThreadPoolExecutor(max_workers=2 * args.concurrency) as pool:
+                list(pool.map(run, todo))
     rows = []
-    for i, pick in enumerate(picked):
-        mine = [r for j, r in results if j == i]
-        ok = [r for r in mine if r.ok]
-        tests = [r.test_accuracy for r in ok]
+    for pick, start in zip(picked, range(0, len(jobs), len(REEVAL_SEEDS)), strict=True):
+        mine = [done[(sha, seed)] for sha, _, seed in jobs[start:start + len(REEVAL_SEEDS)]]
+        ok = [r for r in mine if r["status"] == "OK"]
+        tests = [r["test"] for r in ok]
         rows.append({**{k: v for k, v in pick.items() if k != "code"},
-                     "statuses": [r.status.name for r in mine],
-                     "size": (ok[0].num_params + ok[0].num_state) if ok else None,
+                     "statuses": [r["status"] for r in mine], "size": ok[0]["size"] if ok else None,
                      "test_accuracy": tests, "test_mean": statistics.fmean(tests) if tests else None,
                      "test_sd": statistics.stdev(tests) if len(tests) > 1 else None,
-                     "verified": all(r.verified for r in ok) if ok else None})
+                     "verified": all(r["verified"] for r in ok) if ok else None})
     cnn = rows[-1]
     for row in rows[:-1]:
         row["dominates_cnn"] = dominates(row, cnn)
+    return rows
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a log that a kill may have cut mid-line."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
     return rows
 
 
@@ -274,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2", help="search seeds (each arm runs every one)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"from {', '.join(ARMS)}")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench-budget"), help="run directories (resumable)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directories (resumable; default runs/bench-budget, or runs/bench-budget-quick)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "search_budget.json")
     parser.add_argument("--backend", default="docker", choices=["docker", "process"])
     parser.add_argument("--slots", type=int, default=2)
@@ -284,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reeval", action="store_true", help="searches only")
     args = parser.parse_args(argv)
     args.scale = 16 if args.quick else 1
+    args.out = args.out or Path("runs/bench-budget-quick" if args.quick else "runs/bench-budget")
     args.evaluator, args.concurrency = {}, args.slots  # concurrency: the evaluator's training slots
     if args.gpus:
         # RLIMIT_AS of a GPU slot: CUDA reserves far more address space than it uses (bench/gpu_slots.py)
@@ -313,12 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(header, rows)
     write_json(args.json, payload)
     if not args.no_reeval:
-        done = args.out / "reeval.json"
-        if done.is_file():
-            rows_r = json.loads(done.read_text())
-        else:
-            rows_r = reevaluate(finalists(searches, args), args)
-            done.write_text(json.dumps(rows_r, indent=2) + "\n")
+        rows_r = reevaluate(finalists(searches, args), args)
         payload["reeval"] = rows_r
         print_table(*reeval_table(rows_r))
         write_json(args.json, payload)

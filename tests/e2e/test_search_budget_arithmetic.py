@@ -14,11 +14,12 @@ import search_budget as sb  # noqa: E402
 
 def test_the_arms_are_sized_to_the_same_nominal_budget():
     paper, rungs, repeats, pareto = (sb.nominal_steps(sb.ARMS[n].config(0, 1)) for n in sb.ARMS)
-    assert paper == (4 + 6 * 4) * 8000 == 224_000
-    # 32 children at 500, 32 // 4 = 8 at 2,000, 8 // 4 = 2 at 8,000; 4 rounds; 4 seeds at 8,000
-    assert rungs == 4 * (32 * 500 + 8 * 2000 + 2 * 8000) + 4 * 8000 == 224_000
-    # 16 at 500, 4 at 2,000, 1 at 8,000 three times; 3 rounds; the seeds three times too
-    assert repeats == pareto == 3 * (16 * 500 + 4 * 2000 + 3 * 8000) + 4 * 3 * 8000 == 216_000
+    assert paper == (4 + 4 * 4) * 8000 == 160_000
+    # 24 children at 500, 24 // 4 = 6 at 2,000, 6 // 4 = 1 at 8,000; 4 rounds; 4 seeds at 8,000
+    assert rungs == 4 * (24 * 500 + 6 * 2000 + 1 * 8000) + 4 * 8000 == 160_000
+    # 8 at 500, 2 at 2,000, 1 at 8,000 three times; 2 rounds; the seeds three times too
+    assert repeats == pareto == 2 * (8 * 500 + 2 * 2000 + 3 * 8000) + 4 * 3 * 8000 == 160_000
+    assert all(sb.ARMS[n].config(0, 1).parents == sb.PARENTS for n in sb.ARMS)
 
 
 def test_quick_scales_every_step_count():
@@ -44,15 +45,26 @@ def test_the_arm_table_compares_each_search_with_the_paper_loop_of_its_seed():
 
     searches = [search("paper", 0, 9000, 2.0, [(3000, 1.0), (9000, 2.0)]),
                 search("paper", 1, 9000, 3.0, [(9000, 3.0)]),
+                search("paper", 2, 9000, 2.0, [(3000, 2.0), (9000, 2.0)]),  # its own final front after 3,000
                 search("rungs", 0, 9000, 2.4, [(1500, 1.5), (3000, 2.1), (9000, 2.4)]),  # 2.0 after 3,000: 3x
-                search("rungs", 1, 9000, 2.9, [(9000, 2.9)])]  # never reaches 3.0
+                search("rungs", 1, 9000, 2.9, [(9000, 2.9)]),  # never reaches 3.0: no saving
+                search("rungs", 2, 9000, 2.1, [(1500, 1.0), (6000, 2.1)])]  # 6,000 against the paper's 3,000
     header, rows, table = sb.arm_table(searches)
-    assert table["rungs"]["steps_to_paper_hypervolume"] == [3000, None]
-    assert table["rungs"]["paper_steps_ratio"] == [3.0]
+    assert table["rungs"]["steps_to_paper_hypervolume"] == [3000, None, 6000]
+    assert table["rungs"]["paper_steps_ratio"] == [3.0, 1.0, 0.5]
     assert table["paper"]["steps_to_paper_hypervolume"] == []
     rungs_row = dict(zip(header, rows[1], strict=True))
-    assert rungs_row["steps to paper's HV"] == "1/2 reached" and rungs_row["fewer steps than paper"].startswith("3.0x")
-    assert rungs_row["hypervolume"] == "2.650 ± 0.354"
+    assert rungs_row["steps to paper's HV"] == "2/3 reached" and rungs_row["fewer steps than paper"].startswith("1.0x")
+    assert rungs_row["hypervolume"] == "2.467 ± 0.404"
+
+
+def test_best_fitness_comes_from_the_front_under_alpha():
+    summary = {"per_round": [{"round": 1, "training_steps_so_far": 10, "hypervolume": 1.0}], "training_steps": 10,
+               "candidates": 3, "ok": 3, "duplicates": 0, "seeds_best_fitness": -400.0,
+               "front": [{"id": 1, "num_params": 100, "num_state": 0, "val_error": 0.6},
+                         {"id": 2, "num_params": 1000, "num_state": 200, "val_error": 0.2},
+                         {"id": 3, "num_params": 5000, "num_state": 0, "val_error": 0.1}]}
+    assert sb.search_numbers(summary, alpha=0.5)["best_fitness"] == pytest.approx(-240.0)
 
 
 @pytest.mark.parametrize(("size", "test", "expected"), [(4000, 0.94, True), (4000, 0.93, True), (4000, 0.92, False),

@@ -450,6 +450,20 @@ def test_the_report_shows_rungs_intervals_and_the_front(tmp_path, endpoint):
     assert spent > 0 and s["lm"]["evaluator_seconds"] == pytest.approx(spent, abs=1e-3)
 
 
+def test_finalists_that_fail_alpha_are_still_on_the_plane(tmp_path, endpoint):
+    """The hypervolume and front count every model trained at the full budget, in both loops alike: the alpha
+    filter keeps a child from being a parent, not from being a point."""
+    from evoprompt.search.report import summarize
+
+    search(tmp_path, endpoint, ScriptedLM(), rounds=1, prompts=2, samples=4, rungs=(2, 4), eta=2, alpha=0.01,
+           max_steps=0, seed=29)  # the fake sandbox scores ~10%: every child fails alpha
+    s = summarize(tmp_path)
+    with RunStore(tmp_path / "run.sqlite3") as store:
+        finalists = {c.id for c in store.candidates(kind="child") if c.rung == 1 and c.status == "OK"}
+        assert finalists and not store.candidates(kind="child", scored=True)
+    assert s["front"] and {f["id"] for f in s["front"]} <= finalists and s["per_round"][0]["hypervolume"] > 0
+
+
 GOLDEN = Path(__file__).parent / "data" / "paper_loop_golden.json"
 
 

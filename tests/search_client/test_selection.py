@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evoprompt.search.selection import Point, mean_interval, promoted, rank
+from evoprompt.search.selection import Point, mean_interval, promoted, rank, rank_for_promotion
 
 
 def pts(*rows: tuple[int, int, float]) -> list[Point]:
@@ -30,6 +30,16 @@ def test_promotion_takes_the_top_one_over_eta_of_those_that_entered():
     assert promoted([7, 3], 16, 4) == [7, 3]  # most failed: the successful ones, no more
     assert promoted([7, 3, 9], 3, 4) == [7]  # fewer children than eta: the best one still goes on
     assert promoted([], 8, 4) == []  # every child failed: nobody
+
+
+@pytest.mark.parametrize("selection", ["fitness", "pareto"])
+def test_promotion_ranks_children_under_the_alpha_bound_first(selection):
+    # a 10-parameter model at error 0.7 has the best fitness (-7) and is on the front, but fails alpha 0.5
+    points = pts((1, 10, 0.7), (2, 5000, 0.3), (3, 3000, 0.45), (4, 20, 0.9))
+    order = rank_for_promotion(points, selection, 0.5)
+    assert set(order[:2]) == {2, 3} and set(order[2:]) == {1, 4}
+    assert order[2:] == [i for i in rank(points, selection) if i in (1, 4)]
+    assert rank_for_promotion(pts((1, 10, 0.7)), selection, 0.5) == [1]  # none passes: still ranked, not dropped
 
 
 def test_mean_interval_uses_student_t():

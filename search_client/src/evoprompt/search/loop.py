@@ -40,7 +40,7 @@ from .lm.base import LanguageModel, LMConfigError, LMError, Usage
 from .program_hash import structural_hash
 from .prompt import Example, Prompt, anchor_for, build_prompt, program_from_output
 from .repair import build_repair_prompt, failure, repairable
-from .selection import Point, mean_interval, promoted, rank
+from .selection import Point, mean_interval, promoted, rank, rank_for_promotion
 from .store import (
     SOFT_PROMPTS_DIR,
     Candidate,
@@ -69,7 +69,8 @@ def fitness(result: EvaluationResult, alpha: float) -> float | None:
 
 
 def _point(e: Evaluation) -> Point:
-    """A rung evaluation as promotion ranks it: its size, validation error and fitness (no alpha filter)."""
+    """A rung evaluation as promotion ranks it: its size, validation error and fitness (rank_for_promotion puts
+    those under the alpha bound first)."""
     result = _as_result(e)
     return Point(e.candidate_id, result.num_params + result.num_state, result.val_error,
                  fitness(result, math.inf) or 0.0)
@@ -394,7 +395,8 @@ class Search:
         for rung in range(1, self._last_rung + 1):
             points = [_point(e) for e in evaluations
                       if e.candidate_id in entered and e.rung == rung - 1 and e.repeat == 0 and e.ok]
-            chosen = promoted(rank(points, self.config.selection), len(entered), self.config.eta)
+            order = rank_for_promotion(points, self.config.selection, self.config.alpha)
+            chosen = promoted(order, len(entered), self.config.eta)
             await asyncio.gather(*(self._evaluate_at(by_id[cid], rung) for cid in chosen))
             entered = chosen
             evaluations = self.store.evaluations(list(by_id))

@@ -65,6 +65,12 @@ class RunData:
     def by_id(self) -> dict[int, Candidate]:
         return {c.id: c for c in self.candidates}
 
+    @property
+    def last_rung(self) -> int | None:
+        """A multi-fidelity run's last rung (its finalists train there); None in the paper's loop."""
+        rungs = self.config.get("rungs") or ()
+        return len(rungs) - 1 if rungs else None
+
 
 # -- reading ------------------------------------------------------------------------------------------
 
@@ -184,7 +190,7 @@ def _per_round(data: RunData) -> list[dict[str, Any]]:
             "tune_seconds": row.tune_seconds if row else None,
             "training_steps_so_far": sum(n for r, n in steps.items() if r <= rnd),
             "hypervolume": hypervolume([size_error(c.size, 1.0 - c.val_accuracy)  # type: ignore[arg-type]
-                                        for c in data.children if c.round <= rnd and _on_the_plane(c)]),
+                                        for c in data.children if c.round <= rnd and _on_the_plane(c, data.last_rung)]),
             "lm": _lm_costs([call for call in data.lm_calls if call.round == rnd], kids, spent),
         })
     return out
@@ -258,17 +264,18 @@ def summarize_data(data: RunData) -> dict[str, Any]:
         # steps the evaluator trained for this run (cached answers cost none): what a budget is measured in
         "training_steps": sum(_steps_by_round(data).values()),
         "rungs": _rung_counts(data),
-        "front": _front(children),
+        "front": _front(children, data.last_rung),
         "hypervolume_reference": {"log10_num_params": REFERENCE[0], "val_error": REFERENCE[1]},
         "config": data.config,
     }
 
 
-def _on_the_plane(c: Candidate) -> bool:
-    """A child with a size and a validation error: a point of the (size, error) plane. In a
-    multi-fidelity run only a finalist (a fitness, so the last rung) is: lower rungs are cheaper guesses."""
+def _on_the_plane(c: Candidate, last_rung: int | None) -> bool:
+    """A child with a size and a validation error at the full budget: a point of the (size, error) plane,
+    whatever the alpha filter said (as in the paper's loop). In a multi-fidelity run only a finalist (the
+    last rung) is: lower rungs are cheaper guesses."""
     return (_is_ok(c) and c.num_params is not None and c.size > 0 and c.val_accuracy is not None
-            and (c.rung is None or c.fitness is not None))
+            and (c.rung is None or c.rung == last_rung))
 
 
 def _rung_counts(data: RunData) -> list[dict[str, Any]]:
@@ -284,9 +291,9 @@ def _rung_counts(data: RunData) -> list[dict[str, Any]]:
     return [rows[r] for r in sorted(rows)]
 
 
-def _front(children: list[Candidate]) -> list[dict[str, Any]]:
+def _front(children: list[Candidate], last_rung: int | None) -> list[dict[str, Any]]:
     """The non-dominated children on (size = num_params + num_state, validation error), smallest first."""
-    plane = [c for c in children if _on_the_plane(c)]
+    plane = [c for c in children if _on_the_plane(c, last_rung)]
     points = [(float(c.size), 1.0 - float(c.val_accuracy)) for c in plane]  # type: ignore[arg-type]
     first = non_dominated_sort(points)[0] if points else []
     return [{"id": plane[i].id, "num_params": plane[i].num_params, "num_state": plane[i].num_state,

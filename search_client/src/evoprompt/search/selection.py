@@ -3,6 +3,7 @@
 - `rank(points, selection)`: best first. `fitness`: the paper's scalar (-size * val_error), higher
   first. `pareto`: NSGA-II's order on (size, val_error): non-dominated fronts first, within a front
   the more isolated (larger crowding distance) first. Ties go to the earlier candidate (lower id).
+- `rank_for_promotion(points, selection, alpha)`: `rank`, those under the alpha bound first.
 - `promoted(ranked, entered, eta)`: successive halving's cut (ASHA, Hyperband): the top 1/eta of the
   `entered` candidates of a rung, at least one while any succeeded; failed ones are never ranked.
 - `mean_interval(values)`: a mean and the half-width of its 95% confidence interval (Student t).
@@ -45,6 +46,15 @@ def rank(points: Sequence[Point], selection: str) -> list[int]:
         crowd = crowding_distance(xy, front)
         order.extend(sorted(front, key=lambda i: (-crowd[i], points[i].id)))
     return [points[i].id for i in order]
+
+
+def rank_for_promotion(points: Sequence[Point], selection: str, alpha: float) -> list[int]:
+    """`rank`, with the candidates under the alpha bound (validation error < alpha) ahead of the rest: the
+    filter the paper applies to parents, kept for promotion too so that a tiny model that learns little
+    (the paper's fitness favours it) does not take a finalist's place; never promotes nobody."""
+    passing = [p for p in points if p.val_error < alpha]
+    rest = [p for p in points if p.val_error >= alpha]
+    return rank(passing, selection) + rank(rest, selection)
 
 
 def promoted(ranked: Sequence[int], entered: int, eta: int) -> list[int]:

@@ -10,15 +10,16 @@ Arms (sizes below are the defaults; `nominal_steps` prints each arm's budget bef
   so fewer rounds fit the budget).
 - `rungs-repeats-pareto`: the same with `--selection pareto`.
 
-Every search gets a fresh embedded evaluator (no arm is answered from another's cache), its run
-directory under --out, and its summary written as soon as it ends (`search.json`): a killed benchmark
-continues where it stopped, finished searches are read back. Per search: the hypervolume of its
-children's front (`evoprompt report --json`'s, reference (6, 1.0) on (log10 size, val error)) round
-by round against the training steps spent so far, the best fitness, the steps, the wall time. Then the
-best three distinct children of each arm (over its search seeds, by fitness) and the torch CNN seed are
-trained again at the full recipe with 3 fresh seeds (each run logged to `reeval.jsonl` as it ends); a
-child *dominates the CNN* when it is smaller (num_params + num_state) and its mean test accuracy is at
-least the CNN's.
+Every search starts from the CNN, logistic and MLP seeds (`--seed-programs`: the GRU trains ~5x slower
+per step, and this already takes hours). Every search gets a fresh embedded evaluator (no arm is
+answered from another's cache), its run directory under --out, and its summary written as soon as it
+ends (`search.json`): a killed benchmark continues where it stopped, finished searches are read back.
+Per search: the hypervolume of its children's front (`evoprompt report --json`'s, reference (6, 1.0) on
+(log10 size, val error)) round by round against the training steps spent so far, the best fitness, the
+steps, the wall time. Then the best three distinct children of each arm (over its search seeds, by
+fitness) and the torch CNN seed are trained again at the full recipe with 3 fresh seeds (each run logged
+to `reeval.jsonl` as it ends); a child *dominates the CNN* when it is smaller (num_params + num_state)
+and its mean test accuracy is at least the CNN's.
 
     python bench/search_budget.py [--seeds 0,1,2] [--arms paper,rungs,...] [--out runs/bench-budget]
                                   [--slots 2] [--backend docker] [--quick]
@@ -68,28 +69,35 @@ class Arm:
             extra["rungs"] = tuple(s // scale for s in extra["rungs"])
         return SearchConfig(task="mnist1d", framework="torch", lm="mutation", rounds=self.rounds,
                             prompts=self.prompts, samples=self.samples, parents=PARENTS,
-                            max_steps=FULL_STEPS // scale, seed=seed, run_id=f"budget-{self.name}-seed{seed}",
+                            max_steps=FULL_STEPS // scale, seed=seed, seed_programs=SEED_PROGRAMS,
+                            run_id=f"budget-{self.name}-seed{seed}",
                             **extra)
 
 
 RUNGS = (500, 2000, FULL_STEPS)
 PARENTS = 2  # few enough that selection binds: the paper loop keeps the better half of a round's 4
+# The torch GRU seed trains ~5x slower per step than the CNN, and with 2 parents half of a round's
+# children descend from it: without it the benchmark fits in about two hours on 2 cores
+SEED_PROGRAMS = ("cnn", "logistic", "mlp")
 ARMS = {arm.name: arm for arm in (
-    # 4 children a round at 8,000 steps: 32k steps a round, 4 rounds; the 4 seeds cost 32k more
+    # 4 children a round at 8,000 steps: 32k steps a round, 4 rounds; the 3 seeds cost 24k more
     Arm("paper", rounds=4, prompts=2, samples=2),
     # 24 children at 500, 6 at 2,000, 1 at 8,000: 32k a round, 4 rounds
     Arm("rungs", rounds=4, prompts=6, samples=4, settings={"rungs": RUNGS, "eta": 4}),
-    # 8 at 500, 2 at 2,000, 1 at 8,000 x 3: 32k a round; the seeds x 3 cost 96k, so 2 rounds fit
-    Arm("rungs-repeats", rounds=2, prompts=2, samples=4,
+    # 16 at 500, 4 at 2,000, 1 at 8,000 x 3: 40k a round; the seeds x 3 cost 72k, so 2 rounds fit
+    Arm("rungs-repeats", rounds=2, prompts=4, samples=4,
         settings={"rungs": RUNGS, "eta": 4, "repeats": 3, "select_on": "lcb"}),
-    Arm("rungs-repeats-pareto", rounds=2, prompts=2, samples=4,
+    Arm("rungs-repeats-pareto", rounds=2, prompts=4, samples=4,
         settings={"rungs": RUNGS, "eta": 4, "repeats": 3, "select_on": "lcb", "selection": "pareto"}),
 )}
 
 
-def nominal_steps(config: Any, seeds: int = 4) -> int:
+def nominal_steps(config: Any) -> int:
     """The steps a search of `config` trains when every child builds, none is a duplicate and nothing is
     cached: what the arms' sizes were chosen to equalise."""
+    from evoprompt.search.seeds import list_seeds
+
+    seeds = len(config.seed_programs) or len(list_seeds(config.task, config.framework))
     children = config.prompts * config.samples
     if not config.rungs:
         return (seeds + config.rounds * children) * config.max_steps * config.repeats
@@ -351,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     payload: dict[str, Any] = {"settings": {"seeds": seeds, "arms": {a.name: vars(a) for a in arms},
                                             "scale": args.scale, "backend": args.backend, "slots": args.slots,
                                             "gpus": args.gpus, "slots_per_gpu": args.slots_per_gpu,
-                                            "reeval_seeds": REEVAL_SEEDS, "full_steps": FULL_STEPS // args.scale}}
+                                            "reeval_seeds": REEVAL_SEEDS, "seed_programs": SEED_PROGRAMS,
+                                            "full_steps": FULL_STEPS // args.scale}}
     searches: list[dict[str, Any]] = []
     for seed in seeds:  # seed by seed, so a cut-off run still compares every arm
         for arm in arms:

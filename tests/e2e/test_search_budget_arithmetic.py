@@ -14,12 +14,13 @@ import search_budget as sb  # noqa: E402
 
 def test_the_arms_are_sized_to_the_same_nominal_budget():
     paper, rungs, repeats, pareto = (sb.nominal_steps(sb.ARMS[n].config(0, 1)) for n in sb.ARMS)
-    assert paper == (4 + 4 * 4) * 8000 == 160_000
-    # 24 children at 500, 24 // 4 = 6 at 2,000, 6 // 4 = 1 at 8,000; 4 rounds; 4 seeds at 8,000
-    assert rungs == 4 * (24 * 500 + 6 * 2000 + 1 * 8000) + 4 * 8000 == 160_000
-    # 8 at 500, 2 at 2,000, 1 at 8,000 three times; 2 rounds; the seeds three times too
-    assert repeats == pareto == 2 * (8 * 500 + 2 * 2000 + 3 * 8000) + 4 * 3 * 8000 == 160_000
+    assert paper == (3 + 4 * 4) * 8000 == 152_000
+    # 24 children at 500, 24 // 4 = 6 at 2,000, 6 // 4 = 1 at 8,000; 4 rounds; 3 seeds at 8,000
+    assert rungs == 4 * (24 * 500 + 6 * 2000 + 1 * 8000) + 3 * 8000 == 152_000
+    # 16 at 500, 4 at 2,000, 1 at 8,000 three times; 2 rounds; the seeds three times too
+    assert repeats == pareto == 2 * (16 * 500 + 4 * 2000 + 3 * 8000) + 3 * 3 * 8000 == 152_000
     assert all(sb.ARMS[n].config(0, 1).parents == sb.PARENTS for n in sb.ARMS)
+    assert all(sb.ARMS[n].config(0, 1).seed_programs == ("cnn", "logistic", "mlp") for n in sb.ARMS)
 
 
 def test_quick_scales_every_step_count():

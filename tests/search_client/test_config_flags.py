@@ -23,9 +23,11 @@ def test_every_flag_field_is_a_search_flag_with_its_default():
 def test_flags_parse_typed_values_and_refuse_bad_choices(capsys):
     parser = argparse.ArgumentParser()
     add_config_flags(parser)
-    args = parser.parse_args(["--rounds", "3", "--alpha", "0.25", "--prompt-style", "chat", "--lm-timeout", "5"])
+    args = parser.parse_args(["--rounds", "3", "--alpha", "0.25", "--prompt-style", "chat", "--lm-timeout", "5",
+                              "--seed-programs", "cnn, mlp"])
     config = config_from_args(args, task="mnist1d", framework="torch", lm="mutation")
     assert (config.rounds, config.alpha, config.prompt_style, config.lm_timeout) == (3, 0.25, "chat", 5.0)
+    assert config.seed_programs == ("cnn", "mlp")
     try:
         parser.parse_args(["--mode", "greedy"])
     except SystemExit:

@@ -215,6 +215,15 @@ def test_config_is_validated():
         config(mode="greedy")
 
 
+def test_seed_programs_pick_the_seeds_and_a_resumed_run_keeps_them(tmp_path, endpoint):
+    store = search(tmp_path, endpoint, ScriptedLM(), rounds=1, seed_programs=("cnn", "mlp"))
+    assert sorted(s.name for s in store.candidates(kind="seed")) == ["cnn", "mlp"]
+    assert set(store.rounds()[0].parents_in) == {s.id for s in store.candidates(kind="seed")}
+    assert SearchConfig.load(tmp_path).seed_programs == ("cnn", "mlp")
+    with pytest.raises(ValueError, match=r"no seed program 'resnet' for mnist1d / torch \(it has: cnn, gru, "):
+        config(seed_programs=("cnn", "resnet"))
+
+
 def test_fitness_is_the_papers():
     from evoprompt.sdk import EvaluationResult, Status
     from evoprompt.search.loop import fitness

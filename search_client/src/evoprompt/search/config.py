@@ -43,6 +43,11 @@ def _steps(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected step counts such as 500,2000,8000, not {text!r}") from None
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """`cnn,mlp` -> ("cnn", "mlp")."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     task: str
@@ -56,6 +61,9 @@ class SearchConfig:
     alpha: float = _flag(0.5, "children with validation error >= alpha are dropped")
     max_steps: int = _flag(0, "training steps per evaluation (0: the task's recipe)")
     seed: int = _flag(0, "the search's seed (prompts, temperatures, training seeds)")
+    # a subset of the task's seed programs (e.g. leave out a slow one); empty: all of them
+    seed_programs: tuple[str, ...] = _flag((), "the seed programs to start from, e.g. cnn,mlp (default: all of "
+                                               "the task's)", parse=_names)
     mode: str = _flag("evoprompting", "the algorithm, or one of the paper's ablations", MODES)
     prompt_tuning: str = _flag("auto", "soft-prompt tuning between rounds (auto: on for hf back-ends)", TUNING)
     temperatures: tuple[float, ...] = TEMPERATURES
@@ -127,8 +135,21 @@ class SearchConfig:
             problems.append(f"--select-on must be one of {', '.join(SELECT_ON)}")
         if self.selection not in SELECTIONS:
             problems.append(f"--selection must be one of {', '.join(SELECTIONS)}")
+        problems += self._seed_program_problems()
         if problems:
             raise SearchConfigError("; ".join(problems))
+
+    def _seed_program_problems(self) -> list[str]:
+        from .seeds import list_seeds
+
+        if not self.seed_programs:
+            return []
+        known = [s.name for s in list_seeds(self.task, self.framework)]
+        unknown = [name for name in self.seed_programs if name not in known]
+        if not unknown:
+            return []
+        return [f"--seed-programs: no seed program {', '.join(map(repr, unknown))} for {self.task} / {self.framework} "
+                f"(it has: {', '.join(known) or 'none'})"]
 
     @property
     def total_rounds(self) -> int:
@@ -160,6 +181,7 @@ class SearchConfig:
         data = {k: v for k, v in data.items() if k in known}
         data["temperatures"] = tuple(data.get("temperatures", TEMPERATURES))
         data["rungs"] = tuple(data.get("rungs", ()))
+        data["seed_programs"] = tuple(data.get("seed_programs", ()))
         return cls(**data)
 
     def with_changes(self, **changes: Any) -> SearchConfig:

@@ -160,8 +160,9 @@ class Search:
     # -- seeds ----------------------------------------------------------------------------------
     async def _evaluate_seeds(self) -> tuple[int, ...]:
         have = {c.name: c for c in self.store.candidates(kind="seed")}
+        chosen = self.config.seed_programs
         for seed in list_seeds(self.config.task, self.config.framework):
-            if seed.name not in have:
+            if seed.name not in have and (not chosen or seed.name in chosen):
                 self.store.add_candidate(round=0, kind="seed", name=seed.name, code=seed.code,
                                          code_sha256=sha256(seed.code), structure=structural_hash(seed.code),
                                          request_id=f"{self.config.run_id}-seed-{seed.name}")

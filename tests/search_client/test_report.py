@@ -304,7 +304,7 @@ def test_front_hypervolume_per_round_and_training_steps(full_run, tmp_path):
     r1 = (lg(3000) - lg(800)) * 0.85 + (6 - lg(3000)) * 0.95
     r2 = (lg(600) - lg(100)) * 0.20 + (lg(3000) - lg(600)) * 0.90 + (6 - lg(3000)) * 0.95
     assert [r["hypervolume"] for r in s["per_round"]] == pytest.approx([r1, r2])
-    assert s["hypervolume_reference"] == {"log10_num_params": 6.0, "val_error": 1.0}
+    assert s["hypervolume_reference"] == {"log10_size": 6.0, "val_error": 1.0}
 
     store = RunStore(tmp_path / "run.sqlite3")
     seed = add(store, 0, "class Model: pass  # s", kind="seed", name="s")

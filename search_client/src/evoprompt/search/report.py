@@ -265,7 +265,7 @@ def summarize_data(data: RunData) -> dict[str, Any]:
         "training_steps": sum(_steps_by_round(data).values()),
         "rungs": _rung_counts(data),
         "front": _front(children, data.last_rung),
-        "hypervolume_reference": {"log10_num_params": REFERENCE[0], "val_error": REFERENCE[1]},
+        "hypervolume_reference": {"log10_size": REFERENCE[0], "val_error": REFERENCE[1]},
         "config": data.config,
     }
 

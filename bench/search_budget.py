@@ -120,12 +120,15 @@ def run_one(arm: Arm, seed: int, args: argparse.Namespace) -> dict[str, Any]:
 
     folder = args.out / f"{arm.name}-seed{seed}"
     done = folder / "search.json"
+    run_dir = folder / "run"
     if done.is_file():
         result = json.loads(done.read_text())
         if result.get("scale") != args.scale:
             raise SystemExit(f"{done} was run at scale 1/{result.get('scale')}, not 1/{args.scale}: use another --out")
+        # the run directory is the record: its numbers are read again (this script may count more now)
+        result.update(search_numbers(summarize(run_dir), arm.config(seed, args.scale).alpha), **spent(run_dir))
+        write_atomically(done, result)
         return result
-    run_dir = folder / "run"
     resume = (run_dir / CONFIG_NAME).is_file()
     config = arm.config(seed, args.scale)
     with private_evaluator(args.backend, args.slots, ["torch"], **args.evaluator) as endpoint:
@@ -135,7 +138,8 @@ def run_one(arm: Arm, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         wall = time.monotonic() - started
     summary = summarize(run_dir)
     result = {"arm": arm.name, "seed": seed, "scale": args.scale, "wall_seconds": round(wall, 1),
-              "resumed": resume, "nominal_steps": nominal_steps(config), **search_numbers(summary, config.alpha)}
+              "resumed": resume, "nominal_steps": nominal_steps(config), **search_numbers(summary, config.alpha),
+              **spent(run_dir)}
     write_atomically(done, result)
     return result
 
@@ -161,6 +165,19 @@ def search_numbers(summary: dict[str, Any], alpha: float) -> dict[str, Any]:
             "seeds_best_fitness": summary["seeds_best_fitness"]}
 
 
+def spent(run_dir: Path) -> dict[str, Any]:
+    """The trainings a search ran (seeds, every rung and repeat; cached answers excluded) and their
+    evaluator seconds: on a small machine each training also pays for starting its sandboxes, so the
+    steps alone understate what many short rungs cost in wall time."""
+    from evoprompt.search.store import DB_NAME, RunStore
+
+    with RunStore.open_readonly(run_dir / DB_NAME) as store:
+        runs = [(c.trained_steps, c.evaluator_seconds) for c in store.candidates() if c.rung is None]
+        runs += [(e.trained_steps, e.evaluator_seconds) for e in store.evaluations()]
+    ran = [seconds for steps, seconds in runs if steps]
+    return {"trainings": len(ran), "evaluator_seconds": round(sum(ran), 1)}
+
+
 def steps_to_reach(curve: list[dict[str, Any]], target: float) -> int | None:
     """The training steps after which a search's hypervolume first reached `target` (None: never)."""
     return next((point["steps"] for point in curve if point["hypervolume"] >= target - 1e-12), None)
@@ -182,8 +199,8 @@ def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
     search took to reach the paper loop's final hypervolume (same search seed), beside the steps the paper
     loop itself took to first reach it. A search that never reached it counts as no saving at all."""
     paper = {s["seed"]: s for s in searches if s["arm"] == "paper"}
-    header = ["arm", "searches", "hypervolume", "best fitness", "training steps", "wall s",
-              "steps to paper's HV", "fewer steps than paper"]
+    header = ["arm", "searches", "hypervolume", "best fitness", "training steps", "trainings", "evaluator s",
+              "wall s", "steps to paper's HV", "fewer steps than paper"]
     rows, table = [], {}
     for name in dict.fromkeys(s["arm"] for s in searches):
         mine = [s for s in searches if s["arm"] == name]
@@ -201,6 +218,8 @@ def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
             "hypervolume": [s["hypervolume"] for s in mine],
             "best_fitness": [s["best_fitness"] for s in mine],
             "training_steps": [s["training_steps"] for s in mine],
+            "trainings": [s.get("trainings") for s in mine],
+            "evaluator_seconds": [s.get("evaluator_seconds") for s in mine],
             "wall_seconds": [s["wall_seconds"] for s in mine],
             "steps_to_paper_hypervolume": reach,
             "paper_steps_ratio": ratios,
@@ -208,7 +227,9 @@ def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
         reached = f"{sum(r is not None for r in reach)}/{len(reach)} reached" if reach else "-"
         rows.append([name, len(mine), _mean_sd([s["hypervolume"] for s in mine]),
                      _mean_sd([s["best_fitness"] for s in mine], 0),
-                     _mean_sd([s["training_steps"] for s in mine], 0), _mean_sd([s["wall_seconds"] for s in mine], 0),
+                     _mean_sd([s["training_steps"] for s in mine], 0), _mean_sd([s.get("trainings") for s in mine], 0),
+                     _mean_sd([s.get("evaluator_seconds") for s in mine], 0),
+                     _mean_sd([s["wall_seconds"] for s in mine], 0),
                      reached, f"{statistics.median(ratios):.1f}x (median)" if ratios else "-"])
     return header, rows, table
 

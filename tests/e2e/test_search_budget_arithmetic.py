@@ -57,6 +57,25 @@ def test_the_arm_table_compares_each_search_with_the_paper_loop_of_its_seed():
     rungs_row = dict(zip(header, rows[1], strict=True))
     assert rungs_row["steps to paper's HV"] == "2/3 reached" and rungs_row["fewer steps than paper"].startswith("1.0x")
     assert rungs_row["hypervolume"] == "2.467 ± 0.404"
+    assert rungs_row["trainings"] == "-"  # summaries written before the script counted them
+
+
+def test_spent_counts_the_trainings_that_ran_and_their_seconds(tmp_path):
+    from evoprompt.sdk import EvaluationResult, Status
+    from evoprompt.search.store import DB_NAME, RunStore
+
+    def result(request_id: str, steps: int, seconds: float, cached: bool = False) -> EvaluationResult:
+        return EvaluationResult(request_id=request_id, status=Status.OK, num_params=10, val_accuracy=0.9,
+                                test_accuracy=0.9, steps=steps, wall_seconds=seconds, cached=cached)
+
+    with RunStore(tmp_path / DB_NAME) as store:
+        seed = store.add_candidate(round=0, kind="seed", code="a", code_sha256="a", request_id="s")
+        store.record_result(seed, result("s", 8000, 3.0), -1.0)
+        child = store.add_candidate(round=1, kind="child", code="b", code_sha256="b", request_id="c")
+        store.record_evaluation(child, 0, 0, 500, result("c-0", 500, 1.0))
+        store.record_evaluation(child, 1, 0, 2000, result("c-1", 2000, 2.0))
+        store.record_evaluation(child, 1, 1, 2000, result("c-2", 2000, 5.0, cached=True))  # from the cache
+    assert sb.spent(tmp_path) == {"trainings": 3, "evaluator_seconds": 6.0}
 
 
 def test_best_fitness_comes_from_the_front_under_alpha():

@@ -9,6 +9,8 @@ Arms (sizes below are the defaults; `nominal_steps` prints each arm's budget bef
 - `rungs-repeats`: rungs + `--repeats 3 --select-on lcb` (the seeds too train 3 times at the last rung,
   so fewer rounds fit the budget).
 - `rungs-repeats-pareto`: the same with `--selection pareto`.
+- `paper-long`: not an arm at the budget, the paper's loop run on to 12 rounds (its first 4 are the
+  `paper` search): how many steps the paper's loop needs to reach the hypervolume another arm reached.
 
 Every search starts from the CNN, logistic and MLP seeds (`--seed-programs`: the GRU trains ~5x slower
 per step, and this already takes hours). Every search gets a fresh embedded evaluator (no arm is
@@ -79,6 +81,7 @@ PARENTS = 2  # few enough that selection binds: the paper loop keeps the better 
 # The torch GRU seed trains ~5x slower per step than the CNN, and with 2 parents half of a round's
 # children descend from it: without it the benchmark fits in about two hours on 2 cores
 SEED_PROGRAMS = ("cnn", "logistic", "mlp")
+LONG_ARM = "paper-long"
 ARMS = {arm.name: arm for arm in (
     # 4 children a round at 8,000 steps: 32k steps a round, 4 rounds; the 3 seeds cost 24k more
     Arm("paper", rounds=4, prompts=2, samples=2),
@@ -89,7 +92,11 @@ ARMS = {arm.name: arm for arm in (
         settings={"rungs": RUNGS, "eta": 4, "repeats": 3, "select_on": "lcb"}),
     Arm("rungs-repeats-pareto", rounds=2, prompts=4, samples=4,
         settings={"rungs": RUNGS, "eta": 4, "repeats": 3, "select_on": "lcb", "selection": "pareto"}),
+    # not an arm at the budget but the paper loop run on (12 rounds, 408k): the same search as `paper`
+    # for its first 4 rounds, then how many steps it needs to reach what the other arms reached
+    Arm(LONG_ARM, rounds=12, prompts=2, samples=2),
 )}
+BUDGET_ARMS = tuple(name for name in ARMS if name != LONG_ARM)
 
 
 def nominal_steps(config: Any) -> int:
@@ -194,25 +201,40 @@ def _mean_sd(values: list[float | None], digits: int = 3) -> str:
     return f"{statistics.fmean(vals):,.{digits}f} ± {spread:,.{digits}f}"
 
 
+def paper_needs(search: dict[str, Any], long: dict[str, Any]) -> dict[str, Any]:
+    """How many steps the paper loop (its long run, same search seed) needs to reach the hypervolume
+    `search` ended with, against the steps `search` itself needed for it. Where the long run never gets
+    there, its whole budget stands in for its steps: the ratio is then a lower bound."""
+    target = search["hypervolume"]
+    mine = steps_to_reach(search["curve"], target) or search["training_steps"]
+    theirs = steps_to_reach(long["curve"], target)
+    return {"steps": mine, "paper_steps": theirs, "reached": theirs is not None,
+            "ratio": (theirs or long["training_steps"]) / mine if mine else None}
+
+
 def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]], dict[str, Any]]:
-    """Per arm, over its search seeds: hypervolume, best fitness, steps and wall time; and the steps each
-    search took to reach the paper loop's final hypervolume (same search seed), beside the steps the paper
-    loop itself took to first reach it. A search that never reached it counts as no saving at all."""
+    """Per arm, over its search seeds: hypervolume, best fitness, steps, trainings and times; the steps
+    each search took to reach the paper loop's final hypervolume at the same budget (same search seed)
+    beside the steps the paper loop itself took to first reach it (a search that never reached it counts
+    as no saving at all); and, where the paper loop's long run is there, how many times the steps of a
+    search the paper loop needs to reach that search's own final hypervolume."""
     paper = {s["seed"]: s for s in searches if s["arm"] == "paper"}
+    long = {s["seed"]: s for s in searches if s["arm"] == LONG_ARM}
     header = ["arm", "searches", "hypervolume", "best fitness", "training steps", "trainings", "evaluator s",
-              "wall s", "steps to paper's HV", "fewer steps than paper"]
+              "wall s", "steps to paper's HV", "fewer steps than paper", "paper loop's steps for this HV"]
     rows, table = [], {}
     for name in dict.fromkeys(s["arm"] for s in searches):
         mine = [s for s in searches if s["arm"] == name]
         reach, ratios = [], []
         for s in mine:
             target = paper.get(s["seed"])
-            if target is None or name == "paper":
+            if target is None or name in ("paper", LONG_ARM):
                 continue
             steps = steps_to_reach(s["curve"], target["hypervolume"])
             reach.append(steps)
             paper_steps = steps_to_reach(target["curve"], target["hypervolume"]) or target["training_steps"]
             ratios.append(paper_steps / steps if steps else min(1.0, paper_steps / s["training_steps"]))
+        needs = [paper_needs(s, long[s["seed"]]) for s in mine if s["seed"] in long and name != LONG_ARM]
         table[name] = {
             "searches": len(mine),
             "hypervolume": [s["hypervolume"] for s in mine],
@@ -223,14 +245,18 @@ def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
             "wall_seconds": [s["wall_seconds"] for s in mine],
             "steps_to_paper_hypervolume": reach,
             "paper_steps_ratio": ratios,
+            "paper_loop_needs": needs,
         }
         reached = f"{sum(r is not None for r in reach)}/{len(reach)} reached" if reach else "-"
+        need_ratios = [n["ratio"] for n in needs if n["ratio"] is not None]
+        needed = (f"{statistics.median(need_ratios):.1f}x (median; {sum(n['reached'] for n in needs)}/{len(needs)} "
+                  "reached)" if need_ratios else "-")
         rows.append([name, len(mine), _mean_sd([s["hypervolume"] for s in mine]),
                      _mean_sd([s["best_fitness"] for s in mine], 0),
                      _mean_sd([s["training_steps"] for s in mine], 0), _mean_sd([s.get("trainings") for s in mine], 0),
                      _mean_sd([s.get("evaluator_seconds") for s in mine], 0),
                      _mean_sd([s["wall_seconds"] for s in mine], 0),
-                     reached, f"{statistics.median(ratios):.1f}x (median)" if ratios else "-"])
+                     reached, f"{statistics.median(ratios):.1f}x (median)" if ratios else "-", needed])
     return header, rows, table
 
 
@@ -238,12 +264,13 @@ def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
 
 
 def finalists(searches: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Each arm's best `TOP_CHILDREN` distinct children over its searches (by fitness), then the CNN seed."""
+    """Each arm's best `TOP_CHILDREN` distinct children over its searches (by fitness), then the CNN seed
+    (the paper loop's long run is a yardstick for steps, not an arm at the budget)."""
     from evoprompt.search.seeds import list_seeds
     from evoprompt.search.store import DB_NAME, RunStore
 
     picked: list[dict[str, Any]] = []
-    for name in dict.fromkeys(s["arm"] for s in searches):
+    for name in dict.fromkeys(s["arm"] for s in searches if s["arm"] != LONG_ARM):
         pool = []
         for s in (s for s in searches if s["arm"] == name):
             with RunStore.open_readonly(args.out / f"{name}-seed{s['seed']}" / "run" / DB_NAME) as store:

@@ -13,13 +13,17 @@ import search_budget as sb  # noqa: E402
 
 
 def test_the_arms_are_sized_to_the_same_nominal_budget():
-    paper, rungs, repeats, pareto = (sb.nominal_steps(sb.ARMS[n].config(0, 1)) for n in sb.ARMS)
+    paper, rungs, repeats, pareto = (sb.nominal_steps(sb.ARMS[n].config(0, 1)) for n in sb.BUDGET_ARMS)
+    assert sb.nominal_steps(sb.ARMS["paper-long"].config(0, 1)) == (3 + 12 * 4) * 8000
     assert paper == (3 + 4 * 4) * 8000 == 152_000
     # 24 children at 500, 24 // 4 = 6 at 2,000, 6 // 4 = 1 at 8,000; 4 rounds; 3 seeds at 8,000
     assert rungs == 4 * (24 * 500 + 6 * 2000 + 1 * 8000) + 3 * 8000 == 152_000
     # 16 at 500, 4 at 2,000, 1 at 8,000 three times; 2 rounds; the seeds three times too
     assert repeats == pareto == 2 * (16 * 500 + 4 * 2000 + 3 * 8000) + 3 * 3 * 8000 == 152_000
     assert all(sb.ARMS[n].config(0, 1).parents == sb.PARENTS for n in sb.ARMS)
+    # the long run is the paper search at the same seed, run on: its first rounds are the same search
+    long, paper_config = sb.ARMS["paper-long"].config(0, 1), sb.ARMS["paper"].config(0, 1)
+    assert long.with_changes(rounds=paper_config.rounds, run_id=paper_config.run_id) == paper_config
     assert all(sb.ARMS[n].config(0, 1).seed_programs == ("cnn", "logistic", "mlp") for n in sb.ARMS)
 
 
@@ -58,6 +62,23 @@ def test_the_arm_table_compares_each_search_with_the_paper_loop_of_its_seed():
     assert rungs_row["steps to paper's HV"] == "2/3 reached" and rungs_row["fewer steps than paper"].startswith("1.0x")
     assert rungs_row["hypervolume"] == "2.467 ± 0.404"
     assert rungs_row["trainings"] == "-"  # summaries written before the script counted them
+    assert rungs_row["paper loop's steps for this HV"] == "-"  # no long run among these
+
+
+def test_the_paper_loops_long_run_says_how_many_steps_it_needs_for_a_hypervolume():
+    long = {"arm": "paper-long", "seed": 0, "training_steps": 40000, "hypervolume": 2.2, "best_fitness": -400.0,
+            "wall_seconds": 10.0, "curve": curve((8000, 1.0), (16000, 2.0), (40000, 2.2))}
+    rungs = {"arm": "rungs", "seed": 0, "training_steps": 9000, "hypervolume": 2.0, "best_fitness": -300.0,
+             "wall_seconds": 10.0, "curve": curve((4000, 2.0), (9000, 2.0))}
+    better = {**rungs, "arm": "rungs-repeats", "hypervolume": 2.5, "curve": curve((5000, 2.5))}
+    assert sb.paper_needs(rungs, long) == {"steps": 4000, "paper_steps": 16000, "reached": True, "ratio": 4.0}
+    # never reached by the long run: its whole budget is a lower bound on what the paper loop needs
+    assert sb.paper_needs(better, long) == {"steps": 5000, "paper_steps": None, "reached": False, "ratio": 8.0}
+    header, rows, table = sb.arm_table([long, rungs, better])
+    by_arm = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert by_arm["rungs"]["paper loop's steps for this HV"] == "4.0x (median; 1/1 reached)"
+    assert by_arm["rungs-repeats"]["paper loop's steps for this HV"] == "8.0x (median; 0/1 reached)"
+    assert by_arm["paper-long"]["paper loop's steps for this HV"] == "-"
 
 
 def test_spent_counts_the_trainings_that_ran_and_their_seconds(tmp_path):

@@ -18,10 +18,10 @@ answered from another's cache), its run directory under --out, and its summary w
 ends (`search.json`): a killed benchmark continues where it stopped, finished searches are read back.
 Per search: the hypervolume of its children's front (`evoprompt report --json`'s, reference (6, 1.0) on
 (log10 size, val error)) round by round against the training steps spent so far, the best fitness, the
-steps, the wall time. Then the best three distinct children of each arm (over its search seeds, by
-fitness) and the torch CNN seed are trained again at the full recipe with 3 fresh seeds (each run logged
-to `reeval.jsonl` as it ends); a child *dominates the CNN* when it is smaller (num_params + num_state)
-and its mean test accuracy is at least the CNN's.
+steps, the wall time. Then the best three distinct children of each arm at the budget (over its search
+seeds, by fitness) and the torch CNN seed are trained again at the full recipe with 3 fresh seeds (each
+run logged to `reeval.jsonl` as it ends); a child *dominates the CNN* when it is smaller (num_params +
+num_state) and its mean test accuracy is at least the CNN's.
 
     python bench/search_budget.py [--seeds 0,1,2] [--arms paper,rungs,...] [--out runs/bench-budget]
                                   [--slots 2] [--backend docker] [--quick]
@@ -78,8 +78,8 @@ class Arm:
 
 RUNGS = (500, 2000, FULL_STEPS)
 PARENTS = 2  # few enough that selection binds: the paper loop keeps the better half of a round's 4
-# The torch GRU seed trains ~5x slower per step than the CNN, and with 2 parents half of a round's
-# children descend from it: without it the benchmark fits in about two hours on 2 cores
+# The torch GRU seed trains ~5x slower per step than the CNN (README, MNIST-1D baselines) and, a parent
+# in round 1, slows its descendants the same way: without it the benchmark fits in a session on 2 cores
 SEED_PROGRAMS = ("cnn", "logistic", "mlp")
 LONG_ARM = "paper-long"
 ARMS = {arm.name: arm for arm in (
@@ -121,6 +121,7 @@ def nominal_steps(config: Any) -> int:
 
 def run_one(arm: Arm, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One search of `arm` (or its summary, when an earlier invocation finished it)."""
+    from evoprompt.search.config import SearchConfig
     from evoprompt.search.report import summarize
     from evoprompt.search.runner import run_search
     from evoprompt.search.store import CONFIG_NAME
@@ -128,25 +129,28 @@ def run_one(arm: Arm, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     folder = args.out / f"{arm.name}-seed{seed}"
     done = folder / "search.json"
     run_dir = folder / "run"
+    config = arm.config(seed, args.scale)
+    stored = SearchConfig.load(run_dir) if (run_dir / CONFIG_NAME).is_file() else None
+    if stored is not None and stored != config:
+        raise SystemExit(f"{run_dir} holds another search than the arm {arm.name!r} now runs (the script's sizes "
+                         "changed since): use another --out")
     if done.is_file():
         result = json.loads(done.read_text())
         if result.get("scale") != args.scale:
             raise SystemExit(f"{done} was run at scale 1/{result.get('scale')}, not 1/{args.scale}: use another --out")
-        # the run directory is the record: its numbers are read again (this script may count more now)
-        result.update(search_numbers(summarize(run_dir), arm.config(seed, args.scale).alpha), **spent(run_dir))
-        write_atomically(done, result)
+        if stored is not None:  # the run directory is the record: read again (the script may count more now)
+            result.update(search_numbers(summarize(run_dir), config.alpha), **spent(run_dir))
+            write_atomically(done, result)
         return result
-    resume = (run_dir / CONFIG_NAME).is_file()
-    config = arm.config(seed, args.scale)
     with private_evaluator(args.backend, args.slots, ["torch"], **args.evaluator) as endpoint:
         started = time.monotonic()
-        run_search(None if resume else config, run_dir, resume=resume, evaluator=endpoint,
+        run_search(None if stored else config, run_dir, resume=stored is not None, evaluator=endpoint,
                    slots=args.concurrency, progress=False)
         wall = time.monotonic() - started
     summary = summarize(run_dir)
     result = {"arm": arm.name, "seed": seed, "scale": args.scale, "wall_seconds": round(wall, 1),
-              "resumed": resume, "nominal_steps": nominal_steps(config), **search_numbers(summary, config.alpha),
-              **spent(run_dir)}
+              "resumed": stored is not None, "nominal_steps": nominal_steps(config),
+              **search_numbers(summary, config.alpha), **spent(run_dir)}
     write_atomically(done, result)
     return result
 
@@ -173,15 +177,16 @@ def search_numbers(summary: dict[str, Any], alpha: float) -> dict[str, Any]:
 
 
 def spent(run_dir: Path) -> dict[str, Any]:
-    """The trainings a search ran (seeds, every rung and repeat; cached answers excluded) and their
-    evaluator seconds: on a small machine each training also pays for starting its sandboxes, so the
-    steps alone understate what many short rungs cost in wall time."""
+    """The sandbox runs a search paid for (seeds, every rung and repeat; cached answers and failures that
+    never reached a sandbox excluded) and their evaluator seconds: on a small machine each run also pays
+    for starting its sandboxes, so the steps alone understate what many short rungs cost in wall time."""
     from evoprompt.search.store import DB_NAME, RunStore
 
     with RunStore.open_readonly(run_dir / DB_NAME) as store:
-        runs = [(c.trained_steps, c.evaluator_seconds) for c in store.candidates() if c.rung is None]
-        runs += [(e.trained_steps, e.evaluator_seconds) for e in store.evaluations()]
-    ran = [seconds for steps, seconds in runs if steps]
+        snapshot = store.snapshot()
+    runs = [c.evaluator_seconds for c in snapshot.candidates if c.rung is None]
+    runs += [e.evaluator_seconds for e in snapshot.evaluations]
+    ran = [seconds for seconds in runs if seconds > 0]
     return {"trainings": len(ran), "evaluator_seconds": round(sum(ran), 1)}
 
 
@@ -206,18 +211,21 @@ def paper_needs(search: dict[str, Any], long: dict[str, Any]) -> dict[str, Any]:
     `search` ended with, against the steps `search` itself needed for it. Where the long run never gets
     there, its whole budget stands in for its steps: the ratio is then a lower bound."""
     target = search["hypervolume"]
+    if target <= 0:  # no child on the plane: nothing to reach
+        return {"steps": None, "paper_steps": None, "reached": False, "ratio": None}
     mine = steps_to_reach(search["curve"], target) or search["training_steps"]
     theirs = steps_to_reach(long["curve"], target)
+    paper_steps = theirs if theirs is not None else long["training_steps"]
     return {"steps": mine, "paper_steps": theirs, "reached": theirs is not None,
-            "ratio": (theirs or long["training_steps"]) / mine if mine else None}
+            "ratio": paper_steps / mine if mine else None}
 
 
 def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]], dict[str, Any]]:
-    """Per arm, over its search seeds: hypervolume, best fitness, steps, trainings and times; the steps
-    each search took to reach the paper loop's final hypervolume at the same budget (same search seed)
-    beside the steps the paper loop itself took to first reach it (a search that never reached it counts
-    as no saving at all); and, where the paper loop's long run is there, how many times the steps of a
-    search the paper loop needs to reach that search's own final hypervolume."""
+    """Per arm, over its search seeds: hypervolume, best fitness, steps, trainings and times; the steps each search
+    took to reach the paper loop's final hypervolume at the same budget (same search seed) beside the steps
+    the paper loop itself took to first reach it (a search that never reached it counts at most 1x: the
+    paper's steps over its own); and, where the paper loop's long run is there, how many times the steps of
+    a search the paper loop needs to reach that search's own final hypervolume."""
     paper = {s["seed"]: s for s in searches if s["arm"] == "paper"}
     long = {s["seed"]: s for s in searches if s["arm"] == LONG_ARM}
     header = ["arm", "searches", "hypervolume", "best fitness", "training steps", "trainings", "evaluator s",
@@ -235,6 +243,9 @@ def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
             paper_steps = steps_to_reach(target["curve"], target["hypervolume"]) or target["training_steps"]
             ratios.append(paper_steps / steps if steps else min(1.0, paper_steps / s["training_steps"]))
         needs = [paper_needs(s, long[s["seed"]]) for s in mine if s["seed"] in long and name != LONG_ARM]
+        # the long run is the paper search run on: its first rounds must be that very search
+        same = {s["seed"]: s["curve"][:len(paper[s["seed"]]["curve"])] == paper[s["seed"]]["curve"]
+                for s in mine if name == LONG_ARM and s["seed"] in paper}
         table[name] = {
             "searches": len(mine),
             "hypervolume": [s["hypervolume"] for s in mine],
@@ -246,6 +257,7 @@ def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
             "steps_to_paper_hypervolume": reach,
             "paper_steps_ratio": ratios,
             "paper_loop_needs": needs,
+            **({"repeats_the_paper_search": same} if same else {}),
         }
         reached = f"{sum(r is not None for r in reach)}/{len(reach)} reached" if reach else "-"
         need_ratios = [n["ratio"] for n in needs if n["ratio"] is not None]
@@ -257,6 +269,9 @@ def arm_table(searches: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
                      _mean_sd([s.get("evaluator_seconds") for s in mine], 0),
                      _mean_sd([s["wall_seconds"] for s in mine], 0),
                      reached, f"{statistics.median(ratios):.1f}x (median)" if ratios else "-", needed])
+        if not all(same.values()):
+            print(f"warning: {LONG_ARM} differs from the paper search in its first rounds for search seeds "
+                  f"{[seed for seed, ok in same.items() if not ok]} (did an evaluation depend on the load?)")
     return header, rows, table
 
 

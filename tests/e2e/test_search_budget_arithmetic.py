@@ -74,6 +74,8 @@ def test_the_paper_loops_long_run_says_how_many_steps_it_needs_for_a_hypervolume
     assert sb.paper_needs(rungs, long) == {"steps": 4000, "paper_steps": 16000, "reached": True, "ratio": 4.0}
     # never reached by the long run: its whole budget is a lower bound on what the paper loop needs
     assert sb.paper_needs(better, long) == {"steps": 5000, "paper_steps": None, "reached": False, "ratio": 8.0}
+    nothing = {**rungs, "hypervolume": 0.0, "curve": curve((4000, 0.0))}  # no child on the plane
+    assert sb.paper_needs(nothing, long)["ratio"] is None
     header, rows, table = sb.arm_table([long, rungs, better])
     by_arm = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
     assert by_arm["rungs"]["paper loop's steps for this HV"] == "4.0x (median; 1/1 reached)"

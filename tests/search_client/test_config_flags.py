@@ -24,10 +24,16 @@ def test_flags_parse_typed_values_and_refuse_bad_choices(capsys):
     parser = argparse.ArgumentParser()
     add_config_flags(parser)
     args = parser.parse_args(["--rounds", "3", "--alpha", "0.25", "--prompt-style", "chat", "--lm-timeout", "5",
-                              "--seed-programs", "cnn, mlp"])
+                              "--seed-programs", "mlp, cnn,mlp"])
     config = config_from_args(args, task="mnist1d", framework="torch", lm="mutation")
     assert (config.rounds, config.alpha, config.prompt_style, config.lm_timeout) == (3, 0.25, "chat", 5.0)
     assert config.seed_programs == ("cnn", "mlp")
+    try:
+        parser.parse_args(["--seed-programs", " , "])
+    except SystemExit:
+        assert "expected names of seed programs" in capsys.readouterr().err
+    else:
+        raise AssertionError("an empty --seed-programs was accepted")
     try:
         parser.parse_args(["--mode", "greedy"])
     except SystemExit:

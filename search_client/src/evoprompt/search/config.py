@@ -44,8 +44,11 @@ def _steps(text: str) -> tuple[int, ...]:
 
 
 def _names(text: str) -> tuple[str, ...]:
-    """`cnn,mlp` -> ("cnn", "mlp")."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    """`cnn,mlp` -> ("cnn", "mlp"): each name once, sorted (the order means nothing; one setting, one spelling)."""
+    names = tuple(sorted({part.strip() for part in text.split(",") if part.strip()}))
+    if not names:
+        raise argparse.ArgumentTypeError("expected names of seed programs such as cnn,mlp")
+    return names
 
 
 @dataclass(frozen=True)

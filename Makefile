@@ -89,7 +89,7 @@ bench-clrs: setup
 	$(BIN)/python bench/clrs_baselines.py
 
 ## bench-search: the paper's loop beside rungs, repeats and Pareto selection at equal training steps
-## (MNIST-1D, the mutation operator, 3 search seeds; hours on a CPU; resumable)
+## (MNIST-1D, the mutation operator, 3 search seeds; about 1.5 hours on 2 cores; resumable)
 bench-search: setup
 	$(BIN)/python bench/search_budget.py
 

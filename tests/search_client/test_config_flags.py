@@ -49,3 +49,11 @@ def test_the_demo_takes_its_budget_from_the_same_fields():
     assert {k: getattr(args, k) for k in DEMO_BUDGET} == DEMO_BUDGET
     config = config_from_args(args, task="mnist1d", framework="torch", lm="mutation")
     assert (config.rounds, config.max_steps) == (DEMO_BUDGET["rounds"], DEMO_BUDGET["max_steps"])
+
+
+def test_seed_programs_given_in_code_take_the_flags_spelling(tmp_path):
+    """A config built in code (a list, a repeat, any order) saves, loads and compares as the flag's."""
+    config = SearchConfig(task="mnist1d", framework="torch", lm="mutation", seed_programs=["mlp", "cnn", "mlp"])
+    assert config.seed_programs == ("cnn", "mlp")
+    config.save(tmp_path)
+    assert SearchConfig.load(tmp_path) == config

@@ -323,6 +323,22 @@ def test_front_hypervolume_per_round_and_training_steps(full_run, tmp_path):
     assert [(r["round"], r["training_steps_so_far"]) for r in s["per_round"]] == [(1, 100), (2, 400)]
 
 
+def test_training_steps_count_rungs_the_evaluator_trained_not_what_was_asked(tmp_path):
+    """A rung answered from the cache, or one that failed before a sandbox (the SDK's REJECTED or
+    INTERNAL_ERROR: the client asked for 500 steps, nothing trained), costs no steps."""
+    store = RunStore(tmp_path / "run.sqlite3")
+    child = add(store, 1, "class Model: pass  # c")
+    ran = EvaluationResult(request_id="a", status=Status.OK, steps=500, num_params=10, val_accuracy=0.9)
+    cached = EvaluationResult(request_id="b", status=Status.OK, steps=500, num_params=10, val_accuracy=0.9,
+                              cached=True)
+    refused = EvaluationResult(request_id="c", status=Status.INTERNAL_ERROR, message="evaluator unreachable")
+    for repeat, result in enumerate((ran, cached, refused)):
+        store.record_evaluation(child, 0, repeat, 500, result)
+    assert [e.trained_steps for e in store.evaluations()] == [500, 0, 0]
+    store.close()
+    assert summarize(tmp_path)["training_steps"] == 500
+
+
 def test_front_and_hypervolume_count_hidden_state_as_size(tmp_path):
     """A model that keeps weights in buffers (num_state) is as large as it really is on the plane."""
     import math

@@ -99,6 +99,9 @@ class SearchConfig:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
+        # one spelling of one setting, as _names parses the flag: a config built in code (or an older
+        # config.json) resumes and compares like one from the command line
+        object.__setattr__(self, "seed_programs", tuple(sorted(set(self.seed_programs))))
         problems = []
         for name in ("rounds", "prompts", "samples", "parents", "shots"):
             if getattr(self, name) < 1:
@@ -184,7 +187,6 @@ class SearchConfig:
         data = {k: v for k, v in data.items() if k in known}
         data["temperatures"] = tuple(data.get("temperatures", TEMPERATURES))
         data["rungs"] = tuple(data.get("rungs", ()))
-        data["seed_programs"] = tuple(data.get("seed_programs", ()))
         return cls(**data)
 
     def with_changes(self, **changes: Any) -> SearchConfig:

@@ -221,8 +221,9 @@ class Evaluation:
 
     @property
     def trained_steps(self) -> int:
-        """Steps the evaluator trained for it (none when its answer came from the evaluator's cache)."""
-        return 0 if self.result.get("cached") else self.steps
+        """Steps the evaluator reports it trained (none for a cached answer, or a failure that never
+        reached a sandbox: `steps` is only what was asked for)."""
+        return _facts(self.result)[1]
 
     @property
     def evaluator_seconds(self) -> float:

@@ -44,8 +44,8 @@ def _steps(text: str) -> tuple[int, ...]:
 
 
 def _names(text: str) -> tuple[str, ...]:
-    """`cnn,mlp` -> ("cnn", "mlp"): each name once, sorted (the order means nothing; one setting, one spelling)."""
-    names = tuple(sorted({part.strip() for part in text.split(",") if part.strip()}))
+    """`cnn,mlp` -> ("cnn", "mlp"); SearchConfig spells the list one way (sorted, each name once)."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
     if not names:
         raise argparse.ArgumentTypeError("expected names of seed programs such as cnn,mlp")
     return names
@@ -99,8 +99,8 @@ class SearchConfig:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
-        # one spelling of one setting, as _names parses the flag: a config built in code (or an older
-        # config.json) resumes and compares like one from the command line
+        # one spelling of one setting (the order means nothing): a config from the flag, from code or
+        # from an older config.json resumes and compares as the same
         object.__setattr__(self, "seed_programs", tuple(sorted(set(self.seed_programs))))
         problems = []
         for name in ("rounds", "prompts", "samples", "parents", "shots"):

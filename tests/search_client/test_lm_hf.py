@@ -178,3 +178,26 @@ def test_sampling_stops_at_the_prompts_stop_texts(model_dir):
     cut = asyncio.run(lm.generate(stopped, 4, 1.0, 7, cut_usage))  # same seed: the same samples, shorter
     assert cut == [cut_at_stop(f, stopped.stop) for f in free] and cut[0] != free[0]
     assert cut_usage.completion_tokens < free_usage.completion_tokens
+
+
+
+def test_tuning_keeps_the_soft_prompt_with_the_lowest_loss(model_dir, tmp_path, monkeypatch):
+    """Steps that make the loss worse (a prompt-tuning learning rate can overshoot; here the optimizer
+    climbs the loss on purpose) are not handed on: the prompt saved, and sampled with, is the one whose
+    measured loss the report gives last, never worse than the prompt tuning began with."""
+    import functools
+
+    import torch
+
+    monkeypatch.setattr(torch.optim, "AdamW", functools.partial(torch.optim.AdamW, maximize=True))
+    lm = HuggingFaceLM(f"hf:{model_dir}", device="cpu", max_new_tokens=24,
+                       tuning=TuningConfig(num_virtual_tokens=VIRTUAL, epochs=3, batch_size=8, learning_rate=1.0))
+    report = lm.tune(CORPUS[:8], tmp_path / "soft")
+    before, *epochs, after = report.losses
+    assert epochs[-1] > before + 0.01, report.losses  # the steps did make it worse
+    assert after == before, report.losses
+    encoded = [lm.tokenizer(t).input_ids for t in CORPUS[:8]]
+    assert lm._mean_loss(lm.peft_model, encoded) == pytest.approx(before)
+    reloaded = make_lm(model_dir, None)
+    reloaded.load_soft_prompt(tmp_path / "soft")
+    assert reloaded._mean_loss(reloaded.peft_model, encoded) == pytest.approx(before)

@@ -225,8 +225,10 @@ class HuggingFaceLM(LanguageModel):
             self.peft_model.eval()
 
     def tune(self, texts: list[str], out_dir: Path) -> TuneReport:
-        """Train the soft prompt (only it) on `texts` (best first: `max_examples` keeps the head);
-        the loss before and after is measured on them."""
+        """Train the soft prompt (only it) on `texts` (best first: `max_examples` keeps the head).
+        The loss on them is measured before and after each epoch, and the prompt with the lowest is
+        kept: a few steps at a prompt-tuning learning rate can overshoot (measured with SmolLM2: 1.687
+        -> 1.671 -> 2.113), and a round must not hand on a prompt worse than the one it began with."""
         import torch
 
         if not texts:
@@ -244,6 +246,7 @@ class HuggingFaceLM(LanguageModel):
             optimizer = torch.optim.AdamW(params, lr=self.tuning.learning_rate, weight_decay=0.0)
             rng = random.Random(len(texts))
             before = self._mean_loss(model, encoded)
+            best, kept = before, [p.detach().clone() for p in params]
             epochs: list[float] = []
             for _ in range(self.tuning.epochs):
                 model.train()
@@ -257,8 +260,13 @@ class HuggingFaceLM(LanguageModel):
                     optimizer.step()
                     total, batches = total + float(loss.detach()), batches + 1
                 epochs.append(total / batches)
-            model.eval()
-            after = self._mean_loss(model, encoded)
+                measured = self._mean_loss(model, encoded)
+                if measured < best:
+                    best, kept = measured, [p.detach().clone() for p in params]
+            with torch.no_grad():
+                for param, value in zip(params, kept, strict=True):
+                    param.copy_(value)
+            after = best
             out_dir.mkdir(parents=True, exist_ok=True)
             model.save_pretrained(str(out_dir))
         seconds = time.monotonic() - started
